@@ -1,0 +1,32 @@
+"""tryon-jax: ACGPN virtual try-on in JAX/Flax."""
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "tensorflow-datasets==4.9.10",
+    "grain==0.2.18",
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+    "pillow==13.0.0",
+    "opencv-python-headless==5.0.0.93",
+    "ml-collections==1.1.0",
+    "aiohttp==3.14.5",
+    "tqdm==4.70.1",
+    "tensorboardX==2.6.5",
+    "absl-py==2.5.1",
+    "ml-dtypes==0.6.0",
+]
+
+setup(
+    name="tryon-jax",
+    version="0.1.0",
+    description="ACGPN virtual try-on (CVPR 2020) reimplemented in JAX/Flax, PyTorch-exact.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["tryon_jax", "tryon_jax.*", "configs"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest==9.2.0"]},
+)

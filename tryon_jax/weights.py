@@ -1,0 +1,77 @@
+"""Where ACGPN weights come from: the released .pth files, an exported params file, or the
+deterministic recipe (random, for demos and tests)."""
+import json
+import os
+
+import numpy as np
+
+from tryon_jax import convert, recipe
+
+PARAMS_FILE = "params.npz"
+
+
+def flatten(tree, prefix=""):
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}/{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(flatten(v, key))
+        else:
+            out[key] = np.asarray(v)
+    return out
+
+
+def unflatten(flat: dict) -> dict:
+    tree: dict = {}
+    for key, value in flat.items():
+        node = tree
+        *path, leaf = key.split("/")
+        for seg in path:
+            node = node.setdefault(seg, {})
+        node[leaf] = value
+    return tree
+
+
+def save_params(path: str, variables: dict, metadata: dict | None = None) -> None:
+    """Variables as a plain .npz (no pickle) with '/'-joined keys, plus metadata JSON."""
+    from tryon_jax.io import atomic_write
+    flat = flatten(variables)
+    flat["__metadata__"] = np.frombuffer(json.dumps(metadata or {}).encode(), np.uint8)
+    with atomic_write(path) as f:
+        np.savez(f, **flat)
+
+
+def load_params(path: str) -> tuple[dict, dict]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"params file not found: {path} (write one with python -m tryon_jax.export)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            flat = {k: data[k] for k in data.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a params .npz file ({e})") from e
+    meta = json.loads(flat.pop("__metadata__", np.zeros(0, np.uint8)).tobytes() or b"{}")
+    return unflatten(flat), meta
+
+
+def recipe_variables(salt: str = "") -> dict:
+    """Random ACGPN weights from the golden recipe: shows the pipeline runs, not a try-on."""
+    return convert.acgpn_variables(recipe.acgpn_state_dicts(salt=salt))
+
+
+def load_variables(acgpn_checkpoints: str | None = None, params: str | None = None,
+                   use_recipe: bool = False) -> tuple[dict, str]:
+    """(variables, description) from exactly one source."""
+    given = [x for x in (acgpn_checkpoints, params) if x] + (["recipe"] if use_recipe else [])
+    if len(given) != 1:
+        raise ValueError("give exactly one weights source: --acgpn-checkpoints DIR (folder with the released "
+                         "latest_net_{U,G1,G2,G}.pth), --params FILE (from python -m tryon_jax.export) or "
+                         "--recipe-weights (random weights, for a demo)")
+    if acgpn_checkpoints:
+        return convert.load_acgpn_checkpoints(acgpn_checkpoints), f"ACGPN checkpoints in {acgpn_checkpoints}"
+    if params:
+        variables, _ = load_params(params)
+        missing = [n for n in convert.GENERATORS if n not in variables]
+        if missing:
+            raise ValueError(f"{params}: missing networks {missing}")
+        return variables, f"params {params}"
+    return recipe_variables(), "random recipe weights (not trained: the images show noise)"
