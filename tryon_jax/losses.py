@@ -42,3 +42,36 @@ def vgg_loss_warp(vgg_variables, x: jax.Array, y: jax.Array) -> jax.Array:
     fx = _vgg_features(vgg_variables, x)[-1]
     fy = _vgg_features(vgg_variables, jax.lax.stop_gradient(y))[-1]
     return jnp.mean(jnp.abs(fx - jax.lax.stop_gradient(fy)))
+
+
+def lsgan_loss(results, target_is_real: bool) -> jax.Array:
+    """pix2pixHD GANLoss(use_lsgan=True): MSE of each scale's last output against 1 or 0,
+    summed (not averaged) over the scales."""
+    target = 1.0 if target_is_real else 0.0
+    return sum(jnp.mean(jnp.square(scale[-1] - target)) for scale in results)
+
+
+def bce_probabilities(p: jax.Array, target) -> jax.Array:
+    """nn.BCELoss elementwise on probabilities, each log clamped at -100 as torch does."""
+    log_p = jnp.maximum(jnp.log(p), -100.0)
+    log_1mp = jnp.maximum(jnp.log1p(-p), -100.0)
+    return -(target * log_p + (1 - target) * log_1mp)
+
+
+def vanilla_gan_loss(results, target_is_real: bool) -> jax.Array:
+    """GANLoss(use_lsgan=False): mean BCE of each scale's last (sigmoid) output, summed over scales."""
+    target = 1.0 if target_is_real else 0.0
+    return sum(jnp.mean(bce_probabilities(scale[-1], target)) for scale in results)
+
+
+def feature_matching_loss(fake_results, real_results, n_layers: int = 3, weight: float = 10.0) -> jax.Array:
+    """pix2pixHD loss_G_GAN_Feat: sum over scales i and intermediate features j (the final
+    prediction excluded) of (1/num_D) * (4/(n_layers+1)) * weight * mean|fake - real|; the real
+    features are not differentiated. ACGPN uses weight 5 ('0.5 x lambda_feat 10')."""
+    num_d = len(fake_results)
+    scale = (1.0 / num_d) * (4.0 / (n_layers + 1)) * weight
+    total = 0.0
+    for fake, real in zip(fake_results, real_results):
+        for f, r in zip(fake[:-1], real[:-1]):
+            total = total + scale * jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r)))
+    return total
