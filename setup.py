@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "tensorboardX==2.6.5",
     "absl-py==2.5.1",
     "ml-dtypes==0.6.0",
+    "flatbuffers==25.12.19",
 ]
 
 setup(

@@ -1,5 +1,6 @@
 """Where ACGPN weights come from: the released .pth files, an exported params file, or the
 deterministic recipe (random, for demos and tests)."""
+import functools
 import json
 import os
 
@@ -53,6 +54,7 @@ def load_params(path: str) -> tuple[dict, dict]:
     return unflatten(flat), meta
 
 
+@functools.lru_cache(maxsize=2)
 def recipe_variables(salt: str = "") -> dict:
     """Random ACGPN weights from the golden recipe: shows the pipeline runs, not a try-on."""
     return convert.acgpn_variables(recipe.acgpn_state_dicts(salt=salt))

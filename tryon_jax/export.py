@@ -1,0 +1,90 @@
+"""Export for serving: the variables as a plain .npz and the try-on function as a serialized
+``jax.export`` artefact with a symbolic batch size.
+
+    python -m tryon_jax.export --acgpn-checkpoints=DIR --out=OUT [--platforms=cpu,cuda]
+
+OUT/params.npz      variables, '/'-joined keys, no pickle (weights.load_params)
+OUT/tryon.jaxexport serialized jax.export.Exported: f(variables, batch, key_data) -> outputs
+OUT/export.json     input and output names, shapes and the JAX version
+Serving needs neither the model code nor the training code: ``load(OUT)`` gives a callable.
+"""
+import argparse
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tryon_jax import io, pipeline, weights
+from tryon_jax.data import HEIGHT, NUM_KEYPOINTS, WIDTH
+
+EXPORT_FILE = "tryon.jaxexport"
+META_FILE = "export.json"
+OUTPUTS = ("fake_image", "warped", "warped_mask", "fake_c", "fake_cl_dis", "armlabel_map")
+BATCH_CHANNELS = {"label": 1, "image": 3, "edge": 1, "color": 3, "pose": NUM_KEYPOINTS}
+
+
+def serving_fn(variables, batch, key_data):
+    """Try-on for serving: ``key_data`` is (B, 2) uint32 raw threefry keys, one per example."""
+    keys = jax.random.wrap_key_data(key_data, impl="threefry2x32")
+    out = pipeline.tryon_graph(variables, batch, keys)
+    return {k: out[k] for k in OUTPUTS}
+
+
+def export(variables: dict, platforms=("cpu",)) -> jax.export.Exported:
+    (b,) = jax.export.symbolic_shape("b")
+    batch = {k: jax.ShapeDtypeStruct((b, HEIGHT, WIDTH, c), jnp.float32) for k, c in BATCH_CHANNELS.items()}
+    var_spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.asarray(a).dtype), variables)
+    key_spec = jax.ShapeDtypeStruct((b, 2), jnp.uint32)
+    return jax.export.export(jax.jit(serving_fn), platforms=tuple(platforms))(var_spec, batch, key_spec)
+
+
+def write(variables: dict, out_dir: str, platforms=("cpu",), source: str = "") -> str:
+    exported = export(variables, platforms)
+    os.makedirs(out_dir, exist_ok=True)
+    weights.save_params(os.path.join(out_dir, weights.PARAMS_FILE), variables, {"source": source})
+    with io.atomic_write(os.path.join(out_dir, EXPORT_FILE)) as f:
+        f.write(exported.serialize())
+    meta = {"inputs": {k: ["b", HEIGHT, WIDTH, c] for k, c in BATCH_CHANNELS.items()},
+            "key_data": ["b", 2], "outputs": list(OUTPUTS), "platforms": list(platforms),
+            "jax_version": jax.__version__, "weights": source,
+            "value_ranges": {"label": "class ids 0..13", "image, color, pose": "[-1, 1]", "edge": "[0, 1]"}}
+    with io.atomic_write(os.path.join(out_dir, META_FILE), "w") as f:
+        json.dump(meta, f, indent=1)
+    return out_dir
+
+
+def load(out_dir: str):
+    """Returns ``call(batch, key_data) -> outputs`` from an export folder."""
+    path = os.path.join(out_dir, EXPORT_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: write it with python -m tryon_jax.export --out={out_dir}")
+    with open(path, "rb") as f:
+        exported = jax.export.deserialize(bytearray(f.read()))
+    variables, _ = weights.load_params(os.path.join(out_dir, weights.PARAMS_FILE))
+    return lambda batch, key_data: exported.call(variables, batch, key_data)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tryon_jax.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--acgpn-checkpoints", help="folder with the released latest_net_{U,G1,G2,G}.pth")
+    parser.add_argument("--params", help="an existing params.npz")
+    parser.add_argument("--recipe-weights", action="store_true", help="random recipe weights (for tests)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--platforms", default="cpu,cuda", help="comma-separated: cpu, cuda, rocm, tpu")
+    args = parser.parse_args(argv)
+    try:
+        variables, source = weights.load_variables(args.acgpn_checkpoints, args.params, args.recipe_weights)
+        write(variables, args.out, args.platforms.split(","), source)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}/{weights.PARAMS_FILE}, {EXPORT_FILE} and {META_FILE}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
