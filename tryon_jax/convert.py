@@ -220,13 +220,15 @@ def acgpn_variables(state_dicts: Mapping[str, Mapping[str, np.ndarray]]) -> dict
 
 
 def vgg19_variables(state_dict: Mapping[str, np.ndarray]) -> dict:
-    """torchvision ``vgg19().state_dict()`` (``features.N.*``; the classifier is ignored) or
-    ACGPN's Vgg19 (``sliceK.N.*``) -> Flax variables of models.vgg.VGG19."""
+    """torchvision ``vgg19().state_dict()`` (``features.N.*``; the layers after relu5_1 and the
+    classifier are ignored) or ACGPN's Vgg19 (``sliceK.N.*``) -> Flax variables of models.vgg.VGG19."""
+    from tryon_jax.models.vgg import CONV_INDICES
     features = {}
     for key, value in _strip_prefix(state_dict).items():
         m = re.fullmatch(r"(?:features|slice\d)\.(\d+)\.(weight|bias)", key)
         if m:
-            features[f"features.{m.group(1)}.{m.group(2)}"] = value
+            if int(m.group(1)) in CONV_INDICES:
+                features[f"features.{m.group(1)}.{m.group(2)}"] = value
         elif not key.startswith("classifier."):
             raise ValueError(f"VGG19 state dict has an unexpected key {key!r}")
     return torch_to_flax(features, template("VGG19"), name="VGG19")

@@ -23,6 +23,7 @@ _STORAGE_DTYPES = {
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+_LEGACY_HEAD = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")  # PROTO 2, LONG1 magic
 
 
 class CheckpointError(ValueError):
@@ -100,7 +101,7 @@ def _unpickle(data_or_file, path, persistent=lambda ref: ref):
     except CheckpointError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, struct.error) as e:
+            AttributeError, struct.error, MemoryError, RecursionError) as e:
         raise CheckpointError(f"{path}: truncated or corrupt pickle in .pth file ({type(e).__name__}: {e})") from e
 
 
@@ -184,6 +185,9 @@ def _as_array(raw: bytes, dtype: np.dtype, order: str) -> np.ndarray:
 
 def _read_legacy(path):
     with open(path, "rb") as f:
+        if f.read(len(_LEGACY_HEAD)) != _LEGACY_HEAD:
+            raise CheckpointError(f"{path}: not a torch checkpoint (neither a zip file nor the legacy format)")
+        f.seek(0)
         magic = _unpickle(f, path)
         if magic != _LEGACY_MAGIC:
             raise CheckpointError(f"{path}: not a torch checkpoint (neither a zip file nor the legacy magic number)")

@@ -1,0 +1,86 @@
+"""Try-on throughput: pairs/s, achieved GFLOP/s (XLA cost analysis) against this machine's
+numpy float32 matmul rate measured in the same run, compile time and peak RSS. Prints JSON.
+
+    python benchmarks/tryon.py [--batch-sizes 1,8] [--iters 3] [--dtype bfloat16]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tryon_jax import data, pipeline, weights  # noqa: E402
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
+
+
+def numpy_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - t
+
+
+def bench(variables, batch_size: int, iters: int, dtype) -> dict:
+    pairs = data.read_pairs(os.path.join(SAMPLE, "test_pairs.txt"))
+    examples = [data.load_example(SAMPLE, pairs[i % len(pairs)]) for i in range(batch_size)]
+    batch = jax.device_put(data.stack(examples))
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(batch_size))
+
+    def fn(v, b, k):
+        return pipeline.tryon_graph(v, b, k, dtype=dtype)["fake_image"]
+
+    t = time.perf_counter()
+    compiled = jax.jit(fn).lower(variables, batch, keys).compile()
+    compile_s = time.perf_counter() - t
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan")))
+    compiled(variables, batch, keys).block_until_ready()  # warm-up
+    times = [_timed(lambda: compiled(variables, batch, keys)) for _ in range(iters)]
+    best = min(times)
+    return {"batch_size": batch_size, "compile_s": round(compile_s, 2), "step_s_best": round(best, 3),
+            "step_s_median": round(float(np.median(times)), 3), "pairs_per_s": round(batch_size / best, 3),
+            "xla_gflop_per_pair": round(flops / batch_size / 1e9, 1), "achieved_gflops": round(flops / best / 1e9, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-sizes", default="1,8")
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args()
+    dtype = None if args.dtype == "float32" else jnp.bfloat16
+    matmul = numpy_matmul_gflops()
+    variables = jax.device_put(weights.recipe_variables())
+    runs = [bench(variables, int(b), args.iters, dtype) for b in args.batch_sizes.split(",")]
+    matmul_after = numpy_matmul_gflops()
+    peak = max(matmul, matmul_after)
+    for r in runs:
+        r["fraction_of_numpy_matmul"] = round(r["achieved_gflops"] / peak, 3)
+    print(json.dumps({
+        "benchmark": "tryon", "dtype": args.dtype, "device": str(jax.devices()[0]), "backend": jax.default_backend(),
+        "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "numpy_matmul_gflops": round(peak, 1), "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
+        "runs": runs, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "jax_version": jax.__version__,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
