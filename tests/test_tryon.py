@@ -84,6 +84,11 @@ def test_export_reload_matches_direct_call(recipe_variables, tmp_path):
             np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
 
 
+def test_export_cli_requires_weights(tmp_path, capsys):
+    assert export.main(["--out", str(tmp_path)]) == 2
+    assert "exactly one weights source" in capsys.readouterr().err
+
+
 def test_noise_is_per_example():
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(np.arange(3))
     together = pipeline.draw_noise(keys, 3, 256, 192)

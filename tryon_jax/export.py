@@ -70,14 +70,12 @@ def load(out_dir: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tryon_jax.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--acgpn-checkpoints", help="folder with the released latest_net_{U,G1,G2,G}.pth")
-    parser.add_argument("--params", help="an existing params.npz")
-    parser.add_argument("--recipe-weights", action="store_true", help="random recipe weights (for tests)")
+    weights.add_arguments(parser)
     parser.add_argument("--out", required=True)
     parser.add_argument("--platforms", default="cpu,cuda", help="comma-separated: cpu, cuda, rocm, tpu")
     args = parser.parse_args(argv)
     try:
-        variables, source = weights.load_variables(args.acgpn_checkpoints, args.params, args.recipe_weights)
+        variables, source = weights.from_args(args)
         write(variables, args.out, args.platforms.split(","), source)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -63,10 +63,7 @@ def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, b
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tryon_jax.tryon", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = parser.add_argument_group("weights (exactly one)")
-    src.add_argument("--acgpn-checkpoints", help="folder with the released latest_net_{U,G1,G2,G}.pth")
-    src.add_argument("--params", help="params.npz written by python -m tryon_jax.export")
-    src.add_argument("--recipe-weights", action="store_true", help="random recipe weights (demo only)")
+    weights.add_arguments(parser)
     parser.add_argument("--data", required=True, help="folder in ACGPN layout (test_img, test_label, ...)")
     parser.add_argument("--pairs", help="pair list 'person cloth' per line (default: DATA/test_pairs.txt)")
     parser.add_argument("--out", required=True, help="output folder")
@@ -76,7 +73,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         pairs = data.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
-        variables, source = weights.load_variables(args.acgpn_checkpoints, args.params, args.recipe_weights)
+        variables, source = weights.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
         written = run(variables, args.data, pairs, args.out, args.batch_size, args.seed, args.split)
     except (data.DataError, ValueError, FileNotFoundError) as e:

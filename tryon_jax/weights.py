@@ -77,3 +77,15 @@ def load_variables(acgpn_checkpoints: str | None = None, params: str | None = No
             raise ValueError(f"{params}: missing networks {missing}")
         return variables, f"params {params}"
     return recipe_variables(), "random recipe weights (not trained: the images show noise)"
+
+
+def add_arguments(parser) -> None:
+    """The weights-source flags shared by the command-line tools."""
+    group = parser.add_argument_group("weights (exactly one)")
+    group.add_argument("--acgpn-checkpoints", help="folder with the released latest_net_{U,G1,G2,G}.pth")
+    group.add_argument("--params", help="params.npz written by python -m tryon_jax.export")
+    group.add_argument("--recipe-weights", action="store_true", help="random recipe weights (demo and tests only)")
+
+
+def from_args(args) -> tuple[dict, str]:
+    return load_variables(args.acgpn_checkpoints, args.params, args.recipe_weights)
