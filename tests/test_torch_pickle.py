@@ -3,6 +3,7 @@ without running anything. Fixtures: ../shared/golden/torch_files (or $TRYON_TORC
 files built here."""
 import os
 import pickle
+import tempfile
 import zipfile
 
 import numpy as np
@@ -68,7 +69,7 @@ def _check_content(got, want, where="root"):
 def test_fixture(name, tmp_path, monkeypatch):
     if name == "absent":
         pytest.skip(f"torch file fixtures not found in {FOLDER}")
-    marker = "/tmp/pwned_marker"  # the payload's own text; we only check that it never appears
+    marker = os.path.join(tempfile.gettempdir(), "pwned_marker")  # where the payloads would write
     existed = os.path.exists(marker)
     expected = _expected(name)
     monkeypatch.chdir(tmp_path)
