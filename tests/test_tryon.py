@@ -67,14 +67,14 @@ def test_cli_requires_one_weights_source(two_pairs, tmp_path, capsys):
 def test_export_reload_matches_direct_call(recipe_variables, tmp_path):
     out = export.write(recipe_variables, str(tmp_path / "export"), platforms=("cpu",), source="recipe")
     meta = json.loads((tmp_path / "export" / export.META_FILE).read_text())
-    assert meta["inputs"]["pose"] == ["b", 256, 192, 18]
+    assert meta["inputs"]["pose_boxes"] == ["b", 18, 4, "int32"]
     call = export.load(out)
     reloaded, _ = weights.load_params(str(tmp_path / "export" / weights.PARAMS_FILE))
     assert jax.tree_util.tree_structure(reloaded) == jax.tree_util.tree_structure(
         jax.tree_util.tree_map(np.asarray, recipe_variables))
     pairs = data.read_pairs(str(SAMPLE / "test_pairs.txt"))
     for n in (1, 2):  # the symbolic batch dimension accepts any size
-        batch = data.stack([data.load_example(str(SAMPLE), p) for p in pairs[:n]])
+        batch = data.stack([data.load_raw(str(SAMPLE), p) for p in pairs[:n]], data.RAW_KEYS)
         key_data = np.arange(2 * n, dtype=np.uint32).reshape(n, 2)
         got = call(batch, key_data)
         want = jax.jit(export.serving_fn)(reloaded, batch, key_data)

@@ -1,22 +1,21 @@
-"""Reading try-on samples in the ACGPN layout and making the original loader's tensors.
+"""Reading try-on samples: decoding with checks, pair lists, pose JSON.
 
-One implementation of decoding and of the loader's quirks (golden README, data loader):
-every image makes a PIL round trip to width 512 and back (BICUBIC for image/color/pose,
-NEAREST for label/edge), pose keypoints become 18 maps of 11x11 white squares. Errors name
-the file and the problem.
+The host side only decodes (uint8 arrays, pose boxes); the original loader's per-pixel
+quirks run on device in loader_ops. Errors name the file and the problem.
 """
 import dataclasses
 import json
 import os
 from collections.abc import Sequence
 
+import jax
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from tryon_jax import loader_ops
 
 HEIGHT, WIDTH = 256, 192
-LOAD_WIDTH = 512  # loadSize with resize_or_crop='scale_width'
 NUM_KEYPOINTS = 18
-POSE_RADIUS = 5
 NUM_LABELS = 14
 Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs
 
@@ -94,33 +93,6 @@ def read_pose(path: str) -> np.ndarray:
     return points.reshape(NUM_KEYPOINTS, 3)
 
 
-def _round_trip(img: Image.Image, resample) -> Image.Image:
-    """Quirk 1: resize to width 512 (height int(512*H/W)) and back to the original size."""
-    w, h = img.size
-    big = img.resize((LOAD_WIDTH, int(LOAD_WIDTH * h / w)), resample)
-    return big.resize((w, h), resample)
-
-
-def _to_float(img: Image.Image, normalize: bool) -> np.ndarray:
-    a = np.asarray(img, dtype=np.float32) / np.float32(255)
-    if a.ndim == 2:
-        a = a[..., None]
-    return (a - np.float32(0.5)) / np.float32(0.5) if normalize else a
-
-
-def pose_maps(keypoints: np.ndarray, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
-    """(H, W, 18) maps in [-1, 1]: per keypoint with x > 1 and y > 1 a filled square of radius 5
-    drawn on black, converted to RGB, round-tripped (BICUBIC) and normalised; channel 0 kept."""
-    maps = np.empty((size[1], size[0], NUM_KEYPOINTS), np.float32)
-    for i, (x, y, _) in enumerate(keypoints):
-        canvas = Image.new("L", size)
-        if x > 1 and y > 1:
-            ImageDraw.Draw(canvas).rectangle((x - POSE_RADIUS, y - POSE_RADIUS, x + POSE_RADIUS, y + POSE_RADIUS),
-                                             "white", "white")
-        maps[..., i] = _to_float(_round_trip(canvas.convert("RGB"), Image.BICUBIC), True)[..., 0]
-    return maps
-
-
 def check_label(label: np.ndarray, path: str) -> np.ndarray:
     bad = np.unique(label[label >= NUM_LABELS])
     if bad.size:
@@ -128,20 +100,38 @@ def check_label(label: np.ndarray, path: str) -> np.ndarray:
     return label
 
 
-def load_example(root: str, pair: Pair, split: str = "test") -> dict[str, np.ndarray]:
-    """The ACGPN loader's tensors for one pair from a folder in ACGPN layout
-    ({split}_img, {split}_label, {split}_edge, {split}_color, {split}_pose), NHWC float32."""
+def load_raw(root: str, pair: Pair, split: str = "test") -> dict[str, np.ndarray]:
+    """Decode one pair from a folder in ACGPN layout ({split}_img, {split}_label, {split}_edge,
+    {split}_color, {split}_pose): uint8 images, the integer pose boxes and the keypoints.
+    The loader's per-pixel work happens on device (loader_ops.prepare)."""
     stem = os.path.splitext(pair.person)[0]
     cloth_stem = os.path.splitext(pair.cloth)[0]
     label_path = _find(root, f"{split}_label", stem, (".png",))
-    label_img = open_image(label_path, "L")
-    check_label(np.asarray(label_img), label_path)
-    label = np.asarray(_round_trip(label_img, Image.NEAREST), np.float32)[..., None]
-    image = _to_float(_round_trip(open_image(_find(root, f"{split}_img", stem), "RGB"), Image.BICUBIC), True)
-    edge = _to_float(_round_trip(open_image(_find(root, f"{split}_edge", cloth_stem), "L"), Image.NEAREST), False)
-    color = _to_float(_round_trip(open_image(_find(root, f"{split}_color", cloth_stem), "RGB"), Image.BICUBIC), True)
+    label = check_label(np.asarray(open_image(label_path, "L")), label_path)
     keypoints = read_pose(os.path.join(root, f"{split}_pose", f"{stem}_keypoints.json"))
-    return {"label": label, "image": image, "edge": edge, "color": color, "pose": pose_maps(keypoints)}
+    return {
+        "label": label[..., None],
+        "image": np.asarray(open_image(_find(root, f"{split}_img", stem), "RGB")),
+        "edge": np.asarray(open_image(_find(root, f"{split}_edge", cloth_stem), "L"))[..., None],
+        "color": np.asarray(open_image(_find(root, f"{split}_color", cloth_stem), "RGB")),
+        "pose_boxes": loader_ops.pose_boxes(keypoints),
+        "pose_keypoints": keypoints.astype(np.float32),
+    }
+
+
+def load_example(root: str, pair: Pair, split: str = "test") -> dict[str, np.ndarray]:
+    """The original loader's tensors (NHWC float32) for one pair; see loader_ops.prepare."""
+    raw = load_raw(root, pair, split)
+    out = _prepare_one({k: v[None] for k, v in raw.items() if k in RAW_KEYS})
+    return {k: np.asarray(v[0]) for k, v in out.items()}
+
+
+RAW_KEYS = ("label", "image", "edge", "color", "pose_boxes")
+
+
+@jax.jit
+def _prepare_one(raw):
+    return loader_ops.prepare(raw)
 
 
 def _find(root: str, folder: str, stem: str, exts: Sequence[str] = (".jpg", ".png", ".jpeg")) -> str:
@@ -152,5 +142,5 @@ def _find(root: str, folder: str, stem: str, exts: Sequence[str] = (".jpg", ".pn
     raise DataError(f"{os.path.join(root, folder, stem + exts[0])}: file not found")
 
 
-def stack(examples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+def stack(examples: Sequence[dict[str, np.ndarray]], keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    return {k: np.stack([e[k] for e in examples]) for k in (keys or examples[0])}

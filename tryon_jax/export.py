@@ -4,7 +4,7 @@
     python -m tryon_jax.export --acgpn-checkpoints=DIR --out=OUT [--platforms=cpu,cuda]
 
 OUT/params.npz      variables, '/'-joined keys, no pickle (weights.load_params)
-OUT/tryon.jaxexport serialized jax.export.Exported: f(variables, batch, key_data) -> outputs
+OUT/tryon.jaxexport serialized jax.export.Exported: f(variables, raw, key_data) -> outputs
 OUT/export.json     input and output names, shapes and the JAX version
 Serving needs neither the model code nor the training code: ``load(OUT)`` gives a callable.
 """
@@ -17,25 +17,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tryon_jax import io, pipeline, weights
+from tryon_jax import io, loader_ops, pipeline, weights
 from tryon_jax.data import HEIGHT, NUM_KEYPOINTS, WIDTH
 
 EXPORT_FILE = "tryon.jaxexport"
 META_FILE = "export.json"
 OUTPUTS = ("fake_image", "warped", "warped_mask", "fake_c", "fake_cl_dis", "armlabel_map")
-BATCH_CHANNELS = {"label": 1, "image": 3, "edge": 1, "color": 3, "pose": NUM_KEYPOINTS}
+IMAGE_CHANNELS = {"label": 1, "image": 3, "edge": 1, "color": 3}
 
 
-def serving_fn(variables, batch, key_data):
-    """Try-on for serving: ``key_data`` is (B, 2) uint32 raw threefry keys, one per example."""
+def serving_fn(variables, raw, key_data):
+    """Try-on for serving from decoded inputs (data.load_raw: uint8 images, int32 pose boxes);
+    ``key_data`` is (B, 2) uint32 raw threefry keys, one per example."""
     keys = jax.random.wrap_key_data(key_data, impl="threefry2x32")
-    out = pipeline.tryon_graph(variables, batch, keys)
+    out = pipeline.tryon_graph(variables, loader_ops.prepare(raw), keys)
     return {k: out[k] for k in OUTPUTS}
 
 
 def export(variables: dict, platforms=("cpu",)) -> jax.export.Exported:
     (b,) = jax.export.symbolic_shape("b")
-    batch = {k: jax.ShapeDtypeStruct((b, HEIGHT, WIDTH, c), jnp.float32) for k, c in BATCH_CHANNELS.items()}
+    batch = {k: jax.ShapeDtypeStruct((b, HEIGHT, WIDTH, c), jnp.uint8) for k, c in IMAGE_CHANNELS.items()}
+    batch["pose_boxes"] = jax.ShapeDtypeStruct((b, NUM_KEYPOINTS, 4), jnp.int32)
     var_spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.asarray(a).dtype), variables)
     key_spec = jax.ShapeDtypeStruct((b, 2), jnp.uint32)
     return jax.export.export(jax.jit(serving_fn), platforms=tuple(platforms))(var_spec, batch, key_spec)
@@ -47,10 +49,13 @@ def write(variables: dict, out_dir: str, platforms=("cpu",), source: str = "") -
     weights.save_params(os.path.join(out_dir, weights.PARAMS_FILE), variables, {"source": source})
     with io.atomic_write(os.path.join(out_dir, EXPORT_FILE)) as f:
         f.write(exported.serialize())
-    meta = {"inputs": {k: ["b", HEIGHT, WIDTH, c] for k, c in BATCH_CHANNELS.items()},
-            "key_data": ["b", 2], "outputs": list(OUTPUTS), "platforms": list(platforms),
-            "jax_version": jax.__version__, "weights": source,
-            "value_ranges": {"label": "class ids 0..13", "image, color, pose": "[-1, 1]", "edge": "[0, 1]"}}
+    inputs = {k: ["b", HEIGHT, WIDTH, c, "uint8"] for k, c in IMAGE_CHANNELS.items()}
+    inputs["pose_boxes"] = ["b", NUM_KEYPOINTS, 4, "int32"]
+    meta = {"inputs": inputs, "key_data": ["b", 2, "uint32"], "outputs": list(OUTPUTS),
+            "platforms": list(platforms), "jax_version": jax.__version__, "weights": source,
+            "notes": "inputs as tryon_jax.data.load_raw decodes them (label: class ids 0..13, edge: the "
+                     "cloth mask as grey levels, pose_boxes: loader_ops.pose_boxes of the 18 keypoints); "
+                     "outputs in [-1, 1] (images) or {0, 1} / class ids (maps)"}
     with io.atomic_write(os.path.join(out_dir, META_FILE), "w") as f:
         json.dump(meta, f, indent=1)
     return out_dir

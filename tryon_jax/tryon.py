@@ -16,15 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from tryon_jax import data, io, pipeline, weights
+from tryon_jax import data, io, loader_ops, pipeline, weights
 
 OUTPUTS = ("fake_image", "warped", "fake_c")
 
 
 @jax.jit
-def _tryon_images(variables, batch, keys):
+def _tryon_images(variables, raw, keys):
+    batch = loader_ops.prepare(raw)
     out = pipeline.tryon_graph(variables, batch, keys)
-    return {k: out[k] for k in OUTPUTS}
+    return {"person": batch["image"], "cloth": batch["color"], **{k: out[k] for k in OUTPUTS}}
 
 
 def pair_name(pair: data.Pair) -> str:
@@ -43,16 +44,17 @@ def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, b
             tqdm(total=len(pairs), desc="try-on", unit="pair", disable=not progress) as bar:
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
-            examples = list(pool.map(lambda p: data.load_example(data_root, p, split), chunk))
+            examples = list(pool.map(lambda p: data.load_raw(data_root, p, split), chunk))
             examples += [examples[-1]] * (batch_size - len(examples))
+            raw = data.stack(examples, data.RAW_KEYS)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + batch_size))
-            out = jax.device_get(_tryon_images(variables, data.stack(examples), keys))
+            out = jax.device_get(_tryon_images(variables, raw, keys))
             for i, pair in enumerate(chunk):
                 name = pair_name(pair)
                 result = io.to_uint8(out["fake_image"][i])
                 path = os.path.join(out_dir, "results", name + ".png")
                 io.save_png(path, result)
-                strip = [io.to_uint8(examples[i]["image"]), io.to_uint8(examples[i]["color"]),
+                strip = [io.to_uint8(out["person"][i]), io.to_uint8(out["cloth"][i]),
                          io.to_uint8(out["warped"][i]), result]
                 io.save_png(os.path.join(out_dir, "strips", name + ".png"), io.grid([strip]))
                 written.append(path)

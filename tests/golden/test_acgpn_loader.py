@@ -22,3 +22,22 @@ def test_loader_matches_golden_tensors():
     if not cmp.rows:
         pytest.skip("no source cases")
     cmp.check(5)
+
+
+def test_device_loader_from_decoded_arrays():
+    """loader_ops.prepare on the golden raw_* arrays gives the loader tensors bit for bit."""
+    import jax
+
+    from tryon_jax import loader_ops
+    golden.require(FOLDER, "inference_inputs.npz")
+    inputs = golden.load_npz(FOLDER / "inference_inputs.npz")
+    cases = sorted({k.split("/")[0] for k in inputs if k.endswith("/raw_image")})
+    cmp = golden.Comparisons()
+    for case in cases:
+        raw = {"label": inputs[f"{case}/raw_label"][None, ..., None], "image": inputs[f"{case}/raw_image"][None],
+               "edge": inputs[f"{case}/raw_edge"][None, ..., None], "color": inputs[f"{case}/raw_color"][None],
+               "pose_boxes": loader_ops.pose_boxes(inputs[f"{case}/raw_pose_keypoints"])[None]}
+        out = jax.jit(loader_ops.prepare)(raw)
+        for key, value in out.items():
+            cmp.close(f"{case}/{key}", value, golden.nhwc(inputs[f"{case}/{key}"]), 0)
+    cmp.check(5)
