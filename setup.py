@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "absl-py==2.5.1",
     "ml-dtypes==0.6.0",
     "flatbuffers==25.12.19",
+    "importlib-resources==7.1.0",
 ]
 
 setup(
@@ -27,7 +28,11 @@ setup(
     version="0.1.0",
     description="ACGPN virtual try-on (CVPR 2020) reimplemented in JAX/Flax, PyTorch-exact.",
     python_requires=">=3.11",
-    packages=find_packages(include=["tryon_jax", "tryon_jax.*", "configs"]),
+    packages=find_packages(include=["tryon_jax", "tryon_jax.*", "configs", "evaluation", "evaluation.*"])
+    + ["tryon_datasets", "tryon_datasets.viton"],
+    # datasets/ is installed as tryon_datasets so that it never shadows Hugging Face `datasets`.
+    package_dir={"tryon_datasets": "datasets"},
+    package_data={"tryon_datasets.viton": ["difficulty/*.txt", "dummy_data/**/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0"]},
 )

@@ -49,8 +49,9 @@ def read_pairs(path: str) -> list[Pair]:
     return pairs
 
 
-def open_image(path: str, mode: str, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Image.Image:
-    """Decode an image file into a PIL image of the given mode, checking its size (W, H)."""
+def open_image(path: str, mode: str | None, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Image.Image:
+    """Decode an image file into a PIL image of the given mode (None: as stored, e.g. palette
+    indices), checking its size (W, H)."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
     try:
@@ -58,7 +59,7 @@ def open_image(path: str, mode: str, size: tuple[int, int] = (WIDTH, HEIGHT)) ->
             img.load()
             if img.size != size:
                 raise DataError(f"{path}: image is {img.size[0]}x{img.size[1]} (WxH), expected {size[0]}x{size[1]}")
-            return img.convert(mode)
+            return img.convert(mode) if mode else img.copy()
     except DataError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:

@@ -41,3 +41,34 @@ def test_device_loader_from_decoded_arrays():
         for key, value in out.items():
             cmp.close(f"{case}/{key}", value, golden.nhwc(inputs[f"{case}/{key}"]), 0)
     cmp.check(5)
+
+
+def test_tfds_grain_device_pipeline_matches_golden(tmp_path):
+    """Golden source files -> VITON builder (array_record) -> grain -> device loader ops equal
+    the original loader's tensors. The sources are PNG, so no JPEG decoder is involved; for JPEG
+    files the decoder is Pillow's, the one the original loader and the goldens used."""
+    import shutil
+
+    import tensorflow_datasets as tfds
+
+    from tryon_datasets.viton import Viton
+    from tryon_jax import input_pipeline
+    golden.require(FOLDER, "inference_inputs.npz", "sources")
+    inputs = golden.load_npz(FOLDER / "inference_inputs.npz")
+    cmp = golden.Comparisons()
+    for case_dir in sorted((FOLDER / "sources").iterdir()):
+        case = case_dir.name
+        manual = tmp_path / case / "manual"
+        shutil.copytree(case_dir, manual)
+        person = next((manual / "test_img").iterdir()).name
+        cloth = next((manual / "test_color").iterdir()).name
+        for name in ("test_pairs.txt", "test_pairs_same.txt"):
+            (manual / name).write_text(f"{person} {cloth}\n")
+        builder = Viton(config="acgpn", data_dir=str(tmp_path / case / "tfds"), file_format="array_record")
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+        loader = input_pipeline.create_loader("viton/acgpn", "test", 1, data_dir=str(tmp_path / case / "tfds"),
+                                              num_epochs=1, shuffle=False)
+        batch = input_pipeline.device_inputs(next(iter(loader)))
+        for key, value in batch.items():
+            cmp.close(f"{case}/{key}", value, golden.nhwc(inputs[f"{case}/{key}"]), 0)
+    cmp.check(5)

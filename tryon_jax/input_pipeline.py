@@ -1,0 +1,96 @@
+"""Input pipeline: grain over ``tfds.data_source`` of the VITON builder -> decoded uint8 batches.
+
+Host work is decoding only (PIL, the same decoder as the original loader) and turning
+keypoints into integer pose boxes; the loader's per-pixel work (PIL-exact resizes, pose
+maps, normalisation) runs on device in ``loader_ops.prepare`` inside the jitted step, and
+the masks and noise in the model graph. Each JAX process reads its own shard; the order is
+fixed by the seed.
+"""
+import dataclasses
+import io
+
+import grain
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from tryon_jax import data, loader_ops
+
+DIFFICULTIES = ("easy", "medium", "hard", "unknown")
+_SKIP = tfds.decode.SkipDecoding()
+_DECODERS = {"image": _SKIP, "label": _SKIP, "cloth": {"image": _SKIP, "mask": _SKIP},
+             "unpaired_cloth": {"image": _SKIP, "mask": _SKIP}}
+
+
+def _decode(encoded: bytes, mode: str, what: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(encoded)) as img:
+            a = np.asarray(img.convert(mode))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise data.DataError(f"{what}: cannot decode image ({e})") from e
+    return a[..., None] if a.ndim == 2 else a
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeExample(grain.transforms.Map):
+    """A TFDS example -> the raw arrays of data.load_raw (plus ids and difficulty).
+
+    ``pairing``: 'paired' uses the person's own cloth (ground truth exists), 'unpaired' the
+    cloth of the official unpaired list."""
+    pairing: str = "paired"
+
+    def map(self, ex):
+        cloth = ex["cloth" if self.pairing == "paired" else "unpaired_cloth"]
+        pid = _text(ex["person_id"])
+        label = ex["label"]
+        label = _decode(label, "L", pid) if isinstance(label, bytes) else np.asarray(label, np.uint8)
+        return {
+            "label": label,
+            "image": _decode(ex["image"], "RGB", pid),
+            "edge": _decode(cloth["mask"], "L", _text(cloth["id"])),
+            "color": _decode(cloth["image"], "RGB", _text(cloth["id"])),
+            "pose_boxes": loader_ops.pose_boxes(ex["pose_keypoints"]),
+            "pose_keypoints": np.asarray(ex["pose_keypoints"], np.float32),
+            "person_id": np.asarray(pid),
+            "cloth_id": np.asarray(_text(cloth["id"])),
+            "difficulty": np.asarray(ex["difficulty"], np.int32),
+        }
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def data_source(name: str, split: str, data_dir: str | None = None):
+    """The array_record source with images left encoded (decoded by DecodeExample)."""
+    return tfds.data_source(name, split=split, data_dir=data_dir, decoders=_DECODERS)
+
+
+def create_loader(name: str, split: str, global_batch_size: int, *, data_dir: str | None = None,
+                  pairing: str = "paired", shuffle: bool = True, seed: int = 0, num_epochs: int | None = None,
+                  drop_remainder: bool = True, worker_count: int = 0,
+                  shard: tuple[int, int] | None = None) -> grain.DataLoader:
+    """A grain DataLoader yielding this process's share of each global batch.
+
+    Sharding is by JAX process (``jax.process_index()`` of ``jax.process_count()``, or an
+    explicit ``shard=(index, count)``); the global batch must divide by the number of shards.
+    The order depends only on ``seed``."""
+    if pairing not in ("paired", "unpaired"):
+        raise ValueError(f"pairing must be 'paired' or 'unpaired', got {pairing!r}")
+    index, processes = shard or (jax.process_index(), jax.process_count())
+    if global_batch_size % processes:
+        raise ValueError(f"global batch {global_batch_size} does not divide by {processes} processes")
+    source = data_source(name, split, data_dir)
+    sampler = grain.samplers.IndexSampler(
+        num_records=len(source),
+        shard_options=grain.sharding.ShardOptions(index, processes, drop_remainder=drop_remainder),
+        shuffle=shuffle, num_epochs=num_epochs, seed=seed)
+    operations = [DecodeExample(pairing),
+                  grain.transforms.Batch(global_batch_size // processes, drop_remainder=drop_remainder)]
+    return grain.DataLoader(data_source=source, sampler=sampler, operations=operations, worker_count=worker_count)
+
+
+def device_inputs(raw: dict) -> dict:
+    """Inside the jitted step: the loader tensors from a raw batch (loader_ops.prepare)."""
+    return loader_ops.prepare({k: raw[k] for k in data.RAW_KEYS})
