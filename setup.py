@@ -32,7 +32,7 @@ setup(
     + ["tryon_datasets", "tryon_datasets.viton"],
     # datasets/ is installed as tryon_datasets so that it never shadows Hugging Face `datasets`.
     package_dir={"tryon_datasets": "datasets"},
-    package_data={"tryon_datasets.viton": ["difficulty/*.txt", "dummy_data/**/*"]},
+    package_data={"tryon_datasets.viton": ["difficulty/*.txt", "difficulty/*.npz", "dummy_data/**/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0"]},
 )

@@ -1,0 +1,1 @@
+"""Evaluation of try-on results: metrics, difficulty splits, batch checkpoint evaluation."""
