@@ -10,6 +10,7 @@ import dataclasses
 import io
 
 import grain
+from absl import flags
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
@@ -86,11 +87,18 @@ def create_loader(name: str, split: str, global_batch_size: int, *, data_dir: st
         num_records=len(source),
         shard_options=grain.sharding.ShardOptions(index, processes, drop_remainder=drop_remainder),
         shuffle=shuffle, num_epochs=num_epochs, seed=seed)
+    if worker_count and not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags (defaults are fine)
     operations = [DecodeExample(pairing),
                   grain.transforms.Batch(global_batch_size // processes, drop_remainder=drop_remainder)]
     return grain.DataLoader(data_source=source, sampler=sampler, operations=operations, worker_count=worker_count)
 
 
+def arrays(raw: dict) -> dict:
+    """The numeric part of a host batch, the part that goes to the devices (ids stay on the host)."""
+    return {k: raw[k] for k in data.RAW_KEYS}
+
+
 def device_inputs(raw: dict) -> dict:
     """Inside the jitted step: the loader tensors from a raw batch (loader_ops.prepare)."""
-    return loader_ops.prepare({k: raw[k] for k in data.RAW_KEYS})
+    return loader_ops.prepare(arrays(raw))

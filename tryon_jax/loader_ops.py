@@ -52,12 +52,27 @@ def nearest_index(in_size: int, out_size: int) -> np.ndarray:
     return np.minimum(np.floor((np.arange(out_size) + 0.5) * scale).astype(np.int64), in_size - 1)
 
 
+@functools.lru_cache(maxsize=None)
+def bicubic_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The banded form of bicubic_matrix: (out, K) source indices and int32 coefficients."""
+    m = bicubic_matrix(in_size, out_size)
+    nonzero = m != 0
+    first = np.argmax(nonzero, axis=1)
+    taps = int((nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1) - first).max())
+    index = np.minimum(first[:, None] + np.arange(taps)[None, :], in_size - 1)
+    weight = np.take_along_axis(m, index, axis=1)
+    weight[first[:, None] + np.arange(taps)[None, :] >= in_size] = 0
+    return index.astype(np.int32), weight.astype(np.int32)
+
+
 def _bicubic_pass(x: jax.Array, axis: int, out_size: int) -> jax.Array:
-    """One uint8 -> uint8 pass of PIL's resample along ``axis`` of a (..., H, W, C) int32 array."""
-    m = jnp.asarray(bicubic_matrix(x.shape[axis], out_size), jnp.int32)
+    """One uint8 -> uint8 pass of PIL's resample along ``axis`` of a (..., H, W, C) int32 array:
+    a few taps per output pixel, accumulated exactly in int32 like PIL's int accumulator."""
+    index, weight = bicubic_taps(x.shape[axis], out_size)
     moved = jnp.moveaxis(x, axis, -1)
-    # Exact int32 accumulation (|sum| < 2^31 for 8-bit inputs), like PIL's int accumulator.
-    acc = jnp.einsum("...i,oi->...o", moved, m, preferred_element_type=jnp.int32)
+    acc = jnp.zeros(moved.shape[:-1] + (out_size,), jnp.int32)
+    for k in range(index.shape[1]):
+        acc = acc + jnp.take(moved, jnp.asarray(index[:, k]), axis=-1) * jnp.asarray(weight[:, k])
     out = jnp.clip((acc + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS, 0, 255)
     return jnp.moveaxis(out, -1, axis)
 
