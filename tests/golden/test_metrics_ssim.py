@@ -1,0 +1,52 @@
+"""SSIM (pytorch-ssim) and MS-SSIM (pytorch_msssim) against the float64 references."""
+import numpy as np
+
+from evaluation import ssim as metrics
+from tests.golden import golden
+
+FOLDER = golden.golden_dir("TRYON_METRICS_GOLDEN", "metrics")
+
+
+def _pairs(info):
+    images = golden.load_npz(FOLDER / "images.npz")["images"].astype(np.float32)
+    pairs = np.asarray(info["pairs"])
+    return images[pairs[:, 0]], images[pairs[:, 1]]
+
+
+def test_ssim_per_pair_and_maps():
+    golden.require(FOLDER, "images.npz", "ssim.json", "tolerances.json")
+    info = golden.load_json(FOLDER / "ssim.json")
+    tol = golden.load_json(FOLDER / "tolerances.json")["quantities"]
+    x, y = _pairs(info)
+    cmp = golden.Comparisons()
+    got = metrics.ssim(x / 255, y / 255)
+    cmp.close("ssim per pair", got, info["ssim_f64"], tol["ssim"]["f32_atol"])
+    cmp.close("ssim mean", np.mean(got), info["ssim_mean_f64"], tol["ssim"]["f32_atol"])
+    if "ssim_vs_f32_library" in tol:
+        cmp.close("ssim vs the f32 library", got, info["ssim_f32_library"], tol["ssim_vs_f32_library"]["f32_atol"])
+    if (FOLDER / "ssim_maps.npz").exists():
+        maps = golden.load_npz(FOLDER / "ssim_maps.npz")
+        images = golden.load_npz(FOLDER / "images.npz")["images"].astype(np.float32) / 255
+        for k, (i, j) in enumerate(maps["pairs"]):
+            m = metrics.ssim_map(images[i:i + 1], images[j:j + 1])
+            cmp.close(f"ssim map {i},{j}", m[0], golden.nhwc(maps["maps_f64"][k:k + 1])[0], 10 * tol["ssim"]["f32_atol"])
+    cmp.check(2)
+
+
+def test_ms_ssim_variants():
+    golden.require(FOLDER, "images.npz", "msssim.json", "tolerances.json")
+    info = golden.load_json(FOLDER / "msssim.json")
+    atol = golden.load_json(FOLDER / "tolerances.json")["quantities"]["msssim"]["f32_atol"]
+    x, y = _pairs(info)
+    cmp = golden.Comparisons()
+    cmp.close("ms-ssim per pair", metrics.ms_ssim(x, y), info["msssim_f64"], atol)
+    if "win7_f64" in info:
+        cmp.close("ms-ssim win 7", metrics.ms_ssim(x, y, window=7), info["win7_f64"], atol)
+    crop = info.get("odd_crop")
+    if crop:
+        h, w = crop["level_shapes_input"][0]
+        cmp.close("ms-ssim odd crop", metrics.ms_ssim(x[:, :h, :w], y[:, :h, :w]), crop["msssim_f64"], atol)
+    if "pytorch_msssim_single_scale_ssim_f64" in info:
+        s, _ = metrics.ssim_valid(x, y)
+        cmp.close("single-scale ssim (valid)", s.mean(-1), info["pytorch_msssim_single_scale_ssim_f64"], atol)
+    cmp.check(2)
