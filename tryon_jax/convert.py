@@ -93,38 +93,57 @@ def torch_layout(template) -> dict[str, tuple[int, ...]]:
 def torch_to_flax(state_dict: Mapping[str, np.ndarray], template=None, *, name: str = "network",
                   dtype=np.float32) -> dict:
     """Convert one torch-keyed state dict. With a template (the module's variables or their
-    shapes), missing, unexpected and mis-shaped entries raise a ValueError naming them all."""
-    state_dict = _strip_prefix(state_dict)
-    if template is not None:
-        expected = torch_layout(template)
-        given = {k: tuple(np.shape(v)) for k, v in state_dict.items() if not k.endswith(_IGNORED_LEAVES)}
-        missing = sorted(set(expected) - set(given))
-        unexpected = sorted(set(given) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(given) if expected[k] != given[k])
-        if missing or unexpected or wrong:
-            lines = [f"state dict for {name} does not fit the model:"]
-            if missing:
-                lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:8])}")
-            if unexpected:
-                lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:8])}")
-            for k in wrong[:8]:
-                lines.append(f"  {k}: expected shape {expected[k]}, got {given[k]}")
-            raise ValueError("\n".join(lines))
+    shapes), missing, unexpected and mis-shaped entries raise a ValueError naming them all.
+    The check is made on Flax paths, so torch names like ``branch3x3dbl_1`` are fine."""
     variables: dict = {}
-    for key, value in state_dict.items():
+    origin: dict[tuple, tuple[str, tuple]] = {}  # Flax path -> (torch key, torch shape)
+    for key, value in _strip_prefix(state_dict).items():
         module, _, leaf = key.rpartition(".")
         if leaf in _IGNORED_LEAVES:
             continue
         collection, flax_leaf, array = _to_flax_leaf(leaf, np.asarray(value))
-        node = variables.setdefault(collection, {})
-        for seg in flax_path(module):
+        path = (collection,) + flax_path(module) + (flax_leaf,)
+        node = variables
+        for seg in path[:-1]:
             node = node.setdefault(seg, {})
         node[flax_leaf] = np.ascontiguousarray(array, dtype=dtype)
+        origin[path] = (key, tuple(np.shape(value)))
+    if template is not None:
+        _check_against(template, variables, origin, name)
     return variables
 
 
+def _paths(tree) -> dict[tuple, tuple]:
+    return {tuple(k.key for k in p): tuple(np.shape(v)) for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _check_against(template, variables, origin, name):
+    expected, given = _paths(template), _paths(variables)
+
+    def torch_name(path):
+        leaf, _ = _to_torch_leaf(path[0], path[-1], expected.get(path, ()))
+        return f"{torch_module_path(path[1:-1])}.{leaf}"
+
+    missing = sorted(torch_name(p) for p in set(expected) - set(given))
+    unexpected = sorted(origin[p][0] for p in set(given) - set(expected))
+    wrong = sorted(p for p in set(expected) & set(given) if expected[p] != given[p])
+    if missing or unexpected or wrong:
+        lines = [f"state dict for {name} does not fit the model:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:8])}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:8])}")
+        for p in wrong[:8]:
+            key, shape = origin[p]
+            want = _to_torch_leaf(p[0], p[-1], expected[p])[1]
+            lines.append(f"  {key}: expected shape {want}, got {shape}")
+        raise ValueError("\n".join(lines))
+
+
 def flax_to_torch(variables) -> dict[str, np.ndarray]:
-    """Inverse conversion (for exporting back to torch-keyed dicts and for tests)."""
+    """Inverse conversion (for exporting back to torch-keyed dicts and for tests). Torch module
+    names that themselves end in ``_<digits>`` (torchvision's ``branch3x3dbl_1``) cannot be told
+    from Sequential indices here; ACGPN's and pix2pixHD's names are unambiguous."""
     out = {}
     for collection, tree in variables.items():
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
