@@ -18,4 +18,16 @@ def get_config():
     config.acgpn_checkpoints = ""  # folder with latest_net_{U,G1,G2,G}.pth (released ACGPN)
     config.params = ""  # params.npz from python -m tryon_jax.export
     config.recipe_weights = False  # random deterministic weights (demo only)
+
+    # python -m evaluation: fixed pairs, fixed noise.
+    config.eval = ml_collections.ConfigDict()
+    config.eval.data_dir = config.data_dir
+    config.eval.split = "test"
+    config.eval.paired_pairs = "data/viton_acgpn_sample/test_pairs_same.txt"  # person wears the cloth: SSIM
+    config.eval.unpaired_pairs = "data/viton_acgpn_sample/test_pairs.txt"  # official pairs: IS, FID
+    config.eval.batch_size = 8
+    config.eval.seed = 0
+    config.eval.is_splits = 1  # sbarratt uses 10 on 50k images; 1 suits a 2032-pair test set
+    config.eval.inception_resize = True
+    config.eval.inception_weights = ""  # .pth with the torchvision inception_v3 state_dict (required)
     return config

@@ -199,3 +199,16 @@ def inception_variables(state_dict) -> dict:
     from tryon_jax import convert
     kept = {k: v for k, v in convert._strip_prefix(state_dict).items() if not k.startswith("AuxLogits.")}
     return convert.torch_to_flax(kept, template(), name="Inception v3")
+
+
+def torch_layout() -> dict[str, tuple[int, ...]]:
+    """torchvision state_dict keys and shapes of this network (torchvision's names have no
+    Sequential indices, so the Flax path joined with dots is the torch key)."""
+    from tryon_jax import convert
+    out = {}
+    for collection, tree in template().items():
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            names = tuple(k.key for k in path)
+            name, shape = convert._to_torch_leaf(collection, names[-1], tuple(leaf.shape))
+            out[".".join(names[:-1] + (name,))] = shape
+    return out

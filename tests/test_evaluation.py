@@ -1,0 +1,75 @@
+"""Batch evaluation of a workdir with two checkpoints: per-step JSON, report, plot, skipping,
+reproducibility, and clear errors."""
+import json
+
+import numpy as np
+import pytest
+
+from configs import viton
+from evaluation import evaluate, inception, report
+from tests.conftest import SAMPLE
+from tests.torch_writer import save_state_dict
+from tryon_jax import checkpoint, recipe, weights
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, recipe_variables):
+    root = tmp_path_factory.mktemp("eval")
+    checkpoint.save_generators(str(root / "work"), 100, recipe_variables)
+    checkpoint.save_generators(str(root / "work"), 200, weights.recipe_variables(salt="second/"))
+    sd = {k: recipe.recipe_array("inception_v3", k, s) for k, s in inception.torch_layout().items()}
+    save_state_dict(root / "inception_v3.pth", sd)
+    (root / "paired.txt").write_text("000001_0.jpg 000001_1.jpg\n003998_0.jpg 003998_1.jpg\n")
+    (root / "unpaired.txt").write_text("000001_0.jpg 001744_1.jpg\n003998_0.jpg 007405_1.jpg\n")
+    return root
+
+
+def _config(root):
+    config = viton.get_config()
+    config.eval.data_dir = str(SAMPLE)
+    config.eval.paired_pairs = str(root / "paired.txt")
+    config.eval.unpaired_pairs = str(root / "unpaired.txt")
+    config.eval.inception_weights = str(root / "inception_v3.pth")
+    config.eval.batch_size = 2
+    return config
+
+
+def test_evaluates_all_checkpoints_then_skips(workdir):
+    work = str(workdir / "work")
+    written = evaluate.run(_config(workdir), work)
+    assert [p.rsplit("/", 1)[-1] for p in written] == ["100.json", "200.json"]
+    results = [json.loads((workdir / "work" / "eval" / f"{s}.json").read_text()) for s in (100, 200)]
+    for r in results:
+        assert 0 < r["ssim"]["all"] <= 1 and 0 <= r["ms_ssim"]["all"] <= 1
+        assert r["is"]["all"] >= 1 and r["fid"]["all"] >= 0
+        assert r["count_paired"]["all"] == 2 and sum(r["count_paired"][s] or 0 for s in ("easy", "medium", "hard")) == 2
+    assert results[0]["ssim"]["all"] != results[1]["ssim"]["all"]  # different weights, different images
+    text = (workdir / "work" / "eval" / "report.md").read_text()
+    assert "| 100 |" in text and "| 200 |" in text
+    assert (workdir / "work" / "eval" / "metrics.png").stat().st_size > 1000
+    assert evaluate.run(_config(workdir), work) == []  # already evaluated: skipped
+    again = evaluate.run(_config(workdir), work, which="200", force=True)
+    assert json.loads(open(again[0]).read())["ssim"] == results[1]["ssim"]  # reproducible to the bit
+
+
+def test_select_steps_and_errors(workdir, tmp_path):
+    assert evaluate.select_steps([100, 200], "latest") == [200]
+    assert evaluate.select_steps([100, 200], "100,200") == [100, 200]
+    with pytest.raises(ValueError, match="300"):
+        evaluate.select_steps([100, 200], "300")
+    with pytest.raises(FileNotFoundError, match="no checkpoints"):
+        evaluate.run(_config(workdir), str(tmp_path / "empty"))
+    config = _config(workdir)
+    config.eval.inception_weights = str(tmp_path / "nope.pth")
+    with pytest.raises(FileNotFoundError, match="inception_v3 state_dict"):
+        evaluate.run(config, str(workdir / "work"), force=True)
+
+
+def test_report_plot_handles_missing_values():
+    results = [{"step": s, "ssim": {"all": 0.5 + s / 1000, "easy": None, "medium": 0.4, "hard": None},
+                "ms_ssim": {"all": 0.9, "easy": None, "medium": None, "hard": None},
+                "is": {"all": 1.2, "easy": None, "medium": None, "hard": None},
+                "fid": {"all": None, "easy": None, "medium": None, "hard": None},
+                "count_paired": {"all": 1}, "count_unpaired": {"all": 1}} for s in (1, 2)]
+    assert report.plot(results).shape == (480, 720, 3)
+    assert "| 2 | 0.5020 |" in report.markdown(results)
