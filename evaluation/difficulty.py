@@ -134,14 +134,16 @@ def load_official(poses: str | None = None, lists_dir: str | None = None) -> tup
     """Keypoints (N, 18, 3) of every person in the official lists and its level. ``poses``: a
     folder of ID_0_keypoints.json files, or None for the shipped keypoints of the 2032 test persons."""
     from tryon_jax import data
+    if lists_dir:
+        levels = {}
+        for level in LEVELS:
+            with open(os.path.join(lists_dir, f"{level}.txt")) as f:
+                levels.update({line.strip(): level for line in f if line.strip()})
+    else:
+        from tryon_datasets.viton.viton import official_difficulty
+        levels = official_difficulty()
     lists_dir = lists_dir or _default_lists()
-    names, truth = [], []
-    for level in LEVELS:
-        with open(os.path.join(lists_dir, f"{level}.txt")) as f:
-            for line in f:
-                if line.strip():
-                    names.append(line.strip())
-                    truth.append(level)
+    names, truth = list(levels), list(levels.values())
     stems = [os.path.splitext(n)[0] for n in names]
     if poses is None:
         with np.load(os.path.join(lists_dir, "test_poses.npz")) as shipped:

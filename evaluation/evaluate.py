@@ -5,7 +5,6 @@ Images are compared as a person would see the saved results: generated images ar
 to uint8 (like the PNGs) and compared with the decoded real person images.
 """
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from tqdm import tqdm
 
 from evaluation import fid as fidlib
 from evaluation import inception, report, ssim
+from tryon_datasets.viton.viton import official_difficulty
 from tryon_jax import checkpoint, data, io, loader_ops, pipeline
 
 SPLITS = ("all", "easy", "medium", "hard")
@@ -39,17 +39,6 @@ class PairSet:
         levels = official_difficulty()
         diff = np.array([levels.get(p.person, "unknown") for p in pairs])
         return cls(pairs, data.stack(examples, data.RAW_KEYS), diff, np.stack([e["image"] for e in examples]))
-
-
-@functools.lru_cache(maxsize=1)
-def official_difficulty() -> dict[str, str]:
-    import tryon_datasets.viton as viton
-    folder = os.path.join(os.path.dirname(viton.__file__), "difficulty")
-    out = {}
-    for level in ("easy", "medium", "hard"):
-        with open(os.path.join(folder, f"{level}.txt")) as f:
-            out.update({line.strip(): level for line in f if line.strip()})
-    return out
 
 
 def _mesh() -> Mesh:

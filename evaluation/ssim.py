@@ -26,16 +26,28 @@ def gaussian(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     return g / g.sum()
 
 
+@functools.lru_cache(maxsize=None)
+def _band(n: int, size: int, sigma: float, padding: int) -> np.ndarray:
+    """(out, n) matrix of a 1-D Gaussian correlation with zero padding ``padding``."""
+    g = gaussian(size, sigma)
+    out = n + 2 * padding - size + 1
+    m = np.zeros((out, n))
+    for o in range(out):
+        for k in range(size):
+            i = o + k - padding
+            if 0 <= i < n:
+                m[o, i] = g[k]
+    return m
+
+
 def _blur(x: jax.Array, size: int, sigma: float, padding: int) -> jax.Array:
-    """Separable Gaussian per channel (depthwise), zero padding ``padding`` on each side."""
-    c = x.shape[-1]
-    g = jnp.asarray(gaussian(size, sigma), x.dtype)
-    pad = ((padding, padding),)
-    for kernel_shape, pads in (((size, 1, 1, c), pad + ((0, 0),)), ((1, size, 1, c), ((0, 0),) + pad)):
-        kernel = jnp.broadcast_to(g.reshape(kernel_shape[:2] + (1, 1)), kernel_shape)
-        x = jax.lax.conv_general_dilated(x, kernel, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                         feature_group_count=c, precision=jax.lax.Precision.HIGHEST)
-    return x
+    """Separable Gaussian per channel with zero padding ``padding``, as two banded matmuls
+    (much faster than depthwise convolutions on CPU, the same sums)."""
+    hp = jax.lax.Precision.HIGHEST
+    mh = jnp.asarray(_band(x.shape[1], size, sigma, padding), x.dtype)
+    mw = jnp.asarray(_band(x.shape[2], size, sigma, padding), x.dtype)
+    x = jnp.einsum("oh,bhwc->bowc", mh, x, precision=hp)
+    return jnp.einsum("pw,bhwc->bhpc", mw, x, precision=hp)
 
 
 def _maps(x, y, size, sigma, padding, data_range):

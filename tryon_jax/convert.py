@@ -21,6 +21,7 @@ import numpy as np
 from tryon_jax.models import tps
 from tryon_jax.models.acgpn import Refine, UnetMask
 from tryon_jax.models.discriminator import MultiscaleDiscriminator
+from tryon_jax.models.inception import InceptionV3
 from tryon_jax.models.vgg import VGG19
 from tryon_jax.torch_pickle import CheckpointError, read_torch_checkpoint  # noqa: F401  (public API)
 
@@ -284,3 +285,28 @@ def state_dict_of(obj, path="checkpoint") -> dict[str, np.ndarray]:
             if key in obj:
                 return state_dict_of(obj[key], path)
     raise ValueError(f"{path}: no state_dict (a mapping of parameter names to tensors) found in the checkpoint")
+
+
+# --- Inception v3 (torchvision) ---------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def inception_template():
+    return jax.eval_shape(InceptionV3().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
+
+
+def inception_variables(state_dict: Mapping[str, np.ndarray]) -> dict:
+    """torchvision-keyed Inception v3 state dict -> Flax variables (AuxLogits keys ignored)."""
+    kept = {k: v for k, v in _strip_prefix(state_dict).items() if not k.startswith("AuxLogits.")}
+    return torch_to_flax(kept, inception_template(), name="Inception v3")
+
+
+def inception_layout() -> dict[str, tuple[int, ...]]:
+    """torchvision state_dict keys and shapes of Inception v3 (its names have no Sequential
+    indices, so the Flax path joined with dots is the torch key)."""
+    out = {}
+    for collection, tree in inception_template().items():
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            names = tuple(k.key for k in path)
+            name, shape = _to_torch_leaf(collection, names[-1], tuple(leaf.shape))
+            out[".".join(names[:-1] + (name,))] = shape
+    return out

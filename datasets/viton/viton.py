@@ -21,6 +21,7 @@ and, for the 2032 official test persons, ACGPN's difficulty (easy / medium / har
 Images are stored as their original encoded bytes (JPEG or PNG); label maps as PNG.
 """
 import dataclasses
+import functools
 import io
 import os
 
@@ -108,7 +109,7 @@ class Viton(tfds.core.GeneratorBasedBuilder):
         persons = sorted(f for f in os.listdir(folders["image"]) if f.lower().endswith((".jpg", ".jpeg", ".png")))
         paired = _read_pair_map(root, split, same=True)
         unpaired = _read_pair_map(root, split, same=split == "train")
-        difficulty = _difficulty_map()
+        difficulty = official_difficulty()
         skipped = self.info.metadata["skipped"].setdefault(split, {"count": 0, "reasons": []})
         for person in persons:
             stem = os.path.splitext(person)[0]
@@ -187,7 +188,10 @@ def _read_pair_map(root, split, same):
     return {p.person: p.cloth for p in data.read_pairs(path)}
 
 
-def _difficulty_map():
+@functools.lru_cache(maxsize=1)
+def official_difficulty() -> dict[str, str]:
+    """ACGPN's official lists: person file name (ID_0.jpg) -> 'easy' | 'medium' | 'hard',
+    in list order, easy first."""
     out = {}
     for level in DIFFICULTIES[:3]:
         with open(os.path.join(_LISTS, f"{level}.txt")) as f:

@@ -5,7 +5,7 @@ import pytest
 from evaluation import fid as fidlib
 from evaluation import inception
 from tests.golden import golden
-from tryon_jax import recipe
+from tryon_jax import convert, recipe
 
 FOLDER = golden.golden_dir("TRYON_METRICS_GOLDEN", "metrics")
 
@@ -25,7 +25,7 @@ def net():
             np.testing.assert_allclose(value.astype(np.float64).sum(), e["sum"], rtol=1e-6, atol=1e-5, err_msg=e["key"])
         sd[e["key"]] = value
     sd["fc.bias"] = g["fc_bias_centred"]
-    variables = inception.inception_variables(sd)
+    variables = convert.inception_variables(sd)
     images = golden.load_npz(FOLDER / "images.npz")["images"]
     tol = golden.load_json(FOLDER / "tolerances.json")["quantities"]
     out = {}
