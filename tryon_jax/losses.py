@@ -29,12 +29,17 @@ def _vgg_features(vgg_variables, x):
     return VGG19().apply(vgg_variables, x)
 
 
-def vgg_loss(vgg_variables, x: jax.Array, y: jax.Array) -> jax.Array:
-    """pix2pixHD VGGLoss: sum_i w_i * mean|phi_i(x) - phi_i(y)|, y not differentiated, no
-    ImageNet normalisation (quirk 24)."""
+def vgg_l1_per_slice(vgg_variables, x: jax.Array, y: jax.Array) -> list[jax.Array]:
+    """mean|phi_i(x) - phi_i(y)| for the five slices; y is not differentiated."""
     fx = _vgg_features(vgg_variables, x)
     fy = _vgg_features(vgg_variables, jax.lax.stop_gradient(y))
-    return sum(w * jnp.mean(jnp.abs(a - jax.lax.stop_gradient(b))) for w, a, b in zip(VGG_WEIGHTS, fx, fy))
+    return [jnp.mean(jnp.abs(a - jax.lax.stop_gradient(b))) for a, b in zip(fx, fy)]
+
+
+def vgg_loss(vgg_variables, x: jax.Array, y: jax.Array) -> jax.Array:
+    """pix2pixHD VGGLoss: sum_i w_i * mean|phi_i(x) - phi_i(y)|, weights 1/32 .. 1, no ImageNet
+    normalisation (quirk 24)."""
+    return sum(w * l for w, l in zip(VGG_WEIGHTS, vgg_l1_per_slice(vgg_variables, x, y)))
 
 
 def vgg_loss_warp(vgg_variables, x: jax.Array, y: jax.Array) -> jax.Array:
