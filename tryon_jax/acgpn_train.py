@@ -68,7 +68,7 @@ def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = Tru
     comp_fake_c = jax.lax.stop_gradient(fake_c) * (1 - m) + m * jax.lax.stop_gradient(warped)
 
     arms = x["arm1_mask"] + x["arm2_mask"] - x["arm2_mask"] * x["arm1_mask"]
-    skin_color = pipeline._skin_color(arms, image)
+    skin_color = pipeline.skin_color_map(arms, image)
     img_fore = x["img_fore"]
     img_hole_hand = (img_fore * (1 - cm) * (1 - x["arm1_mask"]) * (1 - x["arm2_mask"])
                      + img_fore * x["arm1_mask"] * (1 - hole) + img_fore * x["arm2_mask"] * (1 - hole))

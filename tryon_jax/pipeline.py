@@ -46,7 +46,7 @@ def draw_noise(key: jax.Array, batch_size: int, height: int, width: int) -> dict
             for name, k in zip(NOISE_NAMES, keys)}
 
 
-def _skin_color(arm_mask: jax.Array, image: jax.Array) -> jax.Array:
+def skin_color_map(arm_mask: jax.Array, image: jax.Array) -> jax.Array:
     """ger_average_color: per-channel sum of image over the arms / arm pixel count; 0 when the
     arms cover fewer than 10 pixels (quirk 18). A constant map per sample."""
     count = jnp.sum(arm_mask, axis=(1, 2, 3))
@@ -161,7 +161,7 @@ def generator_inputs(x: dict, edits: dict, fake_c, image, noise) -> dict:
     """G's input (quirks 18, 19): the person with cloth and occluded arms cut out, the edited
     layout, the composed cloth, the mean skin colour and noise."""
     arms = x["arm1_mask"] + x["arm2_mask"] - x["arm2_mask"] * x["arm1_mask"]
-    skin_color = _skin_color(arms, image)
+    skin_color = skin_color_map(arms, image)
     touching = x["arm2_mask"] + x["arm1_mask"] + x["mask_clothes"]
     occlude = (1 - edits["bigger_arm1_occ"] * touching) * (1 - edits["bigger_arm2_occ"] * touching)
     img_hole_hand = x["img_fore"] * (1 - x["mask_clothes"]) * occlude * (1 - edits["fake_cl_dis"])
