@@ -27,7 +27,7 @@ def markdown(results: list[dict]) -> str:
         lines.append(f"| {r['step']} | " + " | ".join(_fmt(r[m].get(s)) for m in METRICS for s in SPLITS) + " |")
     if results:
         last = results[-1]
-        lines += ["", f"Pairs per split (paired / unpaired): " + ", ".join(
+        lines += ["", "Pairs per split (paired / unpaired): " + ", ".join(
             f"{s} {last['count_paired'].get(s) or 0} / {last['count_unpaired'].get(s) or 0}" for s in SPLITS)]
     return "\n".join(lines) + "\n"
 

@@ -2,7 +2,6 @@
 reproducibility, and clear errors."""
 import json
 
-import numpy as np
 import pytest
 
 from configs import viton

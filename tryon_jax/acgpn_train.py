@@ -11,7 +11,6 @@ import jax.numpy as jnp
 
 from tryon_jax import losses, pipeline
 from tryon_jax.convert import acgpn_module
-from tryon_jax.models import layers
 
 FEAT_WEIGHT = 0.5 * 1.0 * 5.0  # (1/num_D) * (4/(n_layers+1)) * 5 per term (golden README 21)
 

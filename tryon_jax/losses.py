@@ -39,7 +39,7 @@ def vgg_l1_per_slice(vgg_variables, x: jax.Array, y: jax.Array) -> list[jax.Arra
 def vgg_loss(vgg_variables, x: jax.Array, y: jax.Array) -> jax.Array:
     """pix2pixHD VGGLoss: sum_i w_i * mean|phi_i(x) - phi_i(y)|, weights 1/32 .. 1, no ImageNet
     normalisation (quirk 24)."""
-    return sum(w * l for w, l in zip(VGG_WEIGHTS, vgg_l1_per_slice(vgg_variables, x, y)))
+    return sum(w * term for w, term in zip(VGG_WEIGHTS, vgg_l1_per_slice(vgg_variables, x, y)))
 
 
 def vgg_loss_warp(vgg_variables, x: jax.Array, y: jax.Array) -> jax.Array:

@@ -1,6 +1,5 @@
 """Every ACGPN training loss term of one forward (ACGPN_train) against train_losses.json."""
 import jax
-import numpy as np
 import pytest
 
 from tests.golden import golden
