@@ -1,5 +1,6 @@
 """tryon-jax entry point: python main.py --config=configs/viton.py --workdir=DIR."""
 import os
+import sys
 
 import jax
 from absl import app, flags, logging
@@ -19,10 +20,15 @@ def main(argv):
     config = FLAGS.config
     if config.job != "tryon":
         raise app.UsageError(f"unknown job {config.job!r} (this version runs 'tryon')")
-    from tryon_jax import jobs
-    jobs.tryon_job(config, FLAGS.workdir)
+    from tryon_jax import data, jobs
+    try:
+        jobs.tryon_job(config, FLAGS.workdir)
+    except (ValueError, FileNotFoundError, data.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main)
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -105,6 +105,16 @@ def test_noise_statistics():
         assert abs(v.mean() - 0.1591) < 0.005  # P(N(0, 255) rounds to 255)
 
 
+def test_main_job_without_weights_explains(tmp_path):
+    import subprocess
+    import sys
+    cmd = [sys.executable, str(REPO / "main.py"), "--config", str(REPO / "configs" / "viton.py"),
+           "--workdir", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "latest_net_{U,G1,G2,G}.pth" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_main_job_writes_pngs(tmp_path, two_pairs):
     import subprocess
     import sys
