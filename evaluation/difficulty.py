@@ -74,8 +74,7 @@ def classify(keypoints, thresholds=None, method: str = "spread"):
     ``method``: 'spread' (the seed's C) or 'reach' (arm_reach)."""
     measure, default = METHODS[method]
     t = thresholds or default
-    c = np.asarray(measure(keypoints))
-    out = np.where(c >= t["easy"], "easy", np.where(c < t["hard"], "hard", "medium"))
+    out = classify_c(np.asarray(measure(keypoints)), t["hard"], t["easy"])
     return str(out) if out.ndim == 0 else out
 
 
@@ -109,6 +108,7 @@ def fit_thresholds(c: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def classify_c(c, hard, easy):
+    """Levels from measure values: >= easy -> easy, < hard -> hard, else medium."""
     return np.where(c >= easy, "easy", np.where(c < hard, "hard", "medium"))
 
 

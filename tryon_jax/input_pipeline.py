@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from tryon_datasets.viton.viton import DIFFICULTIES  # noqa: F401  (the builder's ClassLabel names)
 from tryon_jax import data, loader_ops
 
-DIFFICULTIES = ("easy", "medium", "hard", "unknown")
 _SKIP = tfds.decode.SkipDecoding()
 _DECODERS = {"image": _SKIP, "label": _SKIP, "cloth": {"image": _SKIP, "mask": _SKIP},
              "unpaired_cloth": {"image": _SKIP, "mask": _SKIP}}
