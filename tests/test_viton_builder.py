@@ -67,14 +67,17 @@ def test_pairs_difficulty_and_keypoints(built):
 
 
 def test_grain_loader_is_deterministic_and_sharded(built):
-    def ids(global_batch=1, **kw):
+    def ids(global_batch=1, num_epochs=1, **kw):
         loader = input_pipeline.create_loader("viton/acgpn", "test", global_batch, data_dir=str(built),
-                                              num_epochs=1, **kw)
+                                              num_epochs=num_epochs, **kw)
         return [str(pid) for b in loader for pid in b["person_id"]]
     assert ids(seed=3) == ids(seed=3)
     assert sorted(ids(seed=3)) == ["000001_0", "000097_0", "001476_0"]
     shards = [ids(3, seed=3, shard=(i, 3)) for i in range(3)]
-    assert sorted(sum(shards, [])) == sorted(ids(seed=3)) and all(len(s) == 1 for s in shards)
+    assert all(len(s) == 1 for s in shards)
+    # Each process holds its slice of the same global batches as a single process.
+    assert sum(shards, []) == ids(3, seed=3)
+    assert [ids(2, seed=5, num_epochs=2, shard=(i, 2))[k] for k in range(2) for i in range(2)] == ids(2, seed=5, num_epochs=2)[:4]
 
 
 def test_batches_feed_the_device_loader(built):

@@ -11,19 +11,24 @@ import jax.numpy as jnp
 
 from tryon_jax import losses, pipeline
 from tryon_jax.convert import acgpn_module
-
-FEAT_WEIGHT = 0.5 * 1.0 * 5.0  # (1/num_D) * (4/(n_layers+1)) * 5 per term (golden README 21)
-
-
-def _disc(name, variables, x):
-    return acgpn_module(name).apply(variables, x)
+from tryon_jax.models.spec import DEFAULT as DEFAULT_SPEC, ModelSpec
 
 
-def _gan_terms(name, d_variables, condition, fake, real, feature_matching: bool) -> dict:
-    """LSGAN terms of one discriminator; pool_size 0, so the 'fake pool' prediction is the fake one."""
-    pred_fake_pool = _disc(name, d_variables, jnp.concatenate([condition, jax.lax.stop_gradient(fake)], -1))
-    pred_real = _disc(name, d_variables, jnp.concatenate([condition, real], -1))
-    pred_fake = _disc(name, d_variables, jnp.concatenate([condition, fake], -1))
+def feature_weight(spec: ModelSpec) -> float:
+    """(1/num_D) * (4/(n_layers+1)) * 5 per feature-matching term (golden README 21): 2.5 in ACGPN."""
+    return (1.0 / spec.num_d) * (4.0 / (spec.n_layers_d + 1)) * 5.0
+
+
+def _gan_terms(name, d_variables, condition, fake, real, feature_matching: bool, spec: ModelSpec) -> dict:
+    """LSGAN terms of one discriminator; pool_size 0, so the 'fake pool' prediction is the fake one.
+
+    The generator's prediction sees the discriminator through stop_gradient: the values are the
+    original's, and one backward pass of loss_G + loss_D gives each optimizer its own gradient
+    (G from loss_G only, D from loss_D only), as the original's two backward calls do."""
+    disc = acgpn_module(name, spec=spec).apply
+    pred_fake_pool = disc(d_variables, jnp.concatenate([condition, jax.lax.stop_gradient(fake)], -1))
+    pred_real = disc(d_variables, jnp.concatenate([condition, real], -1))
+    pred_fake = disc(jax.lax.stop_gradient(d_variables), jnp.concatenate([condition, fake], -1))
     per_scale = lambda preds, target: [jnp.mean(jnp.square(s[-1] - target)) for s in preds]  # noqa: E731
     out = {f"{name}/D_fake_per_scale": per_scale(pred_fake_pool, 0.0), f"{name}/D_real_per_scale": per_scale(pred_real, 1.0),
            f"{name}/G_GAN_per_scale": per_scale(pred_fake, 1.0)}
@@ -33,15 +38,19 @@ def _gan_terms(name, d_variables, condition, fake, real, feature_matching: bool)
         raw = [[jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r))) for f, r in zip(fs[:-1], rs[:-1])]
                for fs, rs in zip(pred_fake, pred_real)]
         out[f"{name}/feat_match_L1_raw[scale][layer]"] = raw
-        out[f"{name}/feat_match_weighted_sum"] = FEAT_WEIGHT * sum(sum(r) for r in raw)
+        out[f"{name}/feat_match_weighted_sum"] = feature_weight(spec) * sum(sum(r) for r in raw)
     return out
 
 
-def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = True, dropout_key=None) -> dict:
+def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = True, dropout_key=None,
+            spec: ModelSpec = DEFAULT_SPEC, corrected: bool = False) -> dict:
     """One ACGPN_train forward. ``variables``: G1, G2, U, G, D1, D2, D3, D and VGG19 (optional:
     without it the perceptual terms are 0). ``batch``: the train loader's tensors (NHWC):
     label (washed: 7 -> 4), image, edge, color, pose, mask (inpainting mask). ``noise``: the
-    three binary maps. Returns intermediates and every loss term."""
+    three binary maps. ``corrected``: the cross-entropy and BCE take G1's and G2's logits
+    instead of their sigmoids (the original applies sigmoid twice, quirk 4). Returns
+    intermediates and every loss term."""
+    module = lambda name: acgpn_module(name, spec=spec)  # noqa: E731
     label, image, pose, hole = batch["label"], batch["image"], batch["pose"], batch["mask"]
     x = pipeline.encode_inputs(batch)
     cm, masked_label = x["mask_clothes"], x["masked_label"]
@@ -49,15 +58,18 @@ def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = Tru
 
     g1_in = jnp.concatenate([x["pre_clothes_mask"], x["clothes"], x["all_clothes_label_onehot"], pose,
                              noise["noise_G1"]], -1)
-    arm_label = jax.nn.sigmoid(acgpn_module("G1").apply(variables["G1"], g1_in))
-    ce_raw = losses.cross_entropy2d(arm_label, (label * (1 - cm))[..., 0].astype(jnp.int32))
+    g1_logits = module("G1").apply(variables["G1"], g1_in)
+    arm_label = jax.nn.sigmoid(g1_logits)
+    ce_raw = losses.cross_entropy2d(g1_logits if corrected else arm_label,
+                                    (label * (1 - cm))[..., 0].astype(jnp.int32))
     # Quirk 23: G2 gets the ground-truth masked label, not G1's argmax.
     g2_in = jnp.concatenate([x["pre_clothes_mask"], x["clothes"], masked_label, pose, noise["noise_G2"]], -1)
-    fake_cl = jax.nn.sigmoid(acgpn_module("G2").apply(variables["G2"], g2_in))
-    bce_raw = losses.bce_with_logits(fake_cl, cm)
+    g2_logits = module("G2").apply(variables["G2"], g2_in)
+    fake_cl = jax.nn.sigmoid(g2_logits)
+    bce_raw = losses.bce_with_logits(g2_logits if corrected else fake_cl, cm)
 
     # U with the ground-truth clothes mask as reference; the picture warped alongside is unused.
-    u_out = acgpn_module("U").apply(variables["U"], x["clothes"], cm, x["pre_clothes_mask"], x["clothes"],
+    u_out = module("U").apply(variables["U"], x["clothes"], cm, x["pre_clothes_mask"], x["clothes"],
                                     deterministic, rngs=rngs)
     warped, warped_mask = u_out["warped"], u_out["warped_mask"]
     raw = u_out["fake_c_unet_raw"]
@@ -73,7 +85,7 @@ def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = Tru
                      + img_fore * x["arm1_mask"] * (1 - hole) + img_fore * x["arm2_mask"] * (1 - hole))
     real_clothes = image * cm
     g_in = jnp.concatenate([img_hole_hand, masked_label, real_clothes, skin_color, noise["noise_G"]], -1)
-    fake_image = jnp.tanh(acgpn_module("G").apply(variables["G"], jax.lax.stop_gradient(g_in)))
+    fake_image = pipeline.image_output(module("G").apply(variables["G"], jax.lax.stop_gradient(g_in)), spec)
     fake_image_replace = fake_image * (1 - cm) + cm * image
 
     out = {"arm_label": arm_label, "fake_cl": fake_cl, "masked_label": masked_label, "G1_in": g1_in, "G2_in": g2_in,
@@ -90,7 +102,7 @@ def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = Tru
                                             ("D2", g2_in, fake_cl, cm, False),
                                             ("D", g_in, fake_image_replace, image, True),
                                             ("D3", d3_condition, fake_c, real_clothes, True)):
-        out.update(_gan_terms(name, variables[name], jax.lax.stop_gradient(condition), fake, real, fm))
+        out.update(_gan_terms(name, variables[name], jax.lax.stop_gradient(condition), fake, real, fm, spec))
 
     vgg = variables.get("VGG19")
     if vgg is not None:

@@ -22,6 +22,8 @@ from tryon_jax.models import tps
 from tryon_jax.models.acgpn import Refine, UnetMask
 from tryon_jax.models.discriminator import MultiscaleDiscriminator
 from tryon_jax.models.inception import InceptionV3
+from tryon_jax.models.pix2pixhd import LocalEnhancer
+from tryon_jax.models.spec import DEFAULT as DEFAULT_SPEC, ModelSpec
 from tryon_jax.models.vgg import VGG19
 from tryon_jax.torch_pickle import CheckpointError, read_torch_checkpoint  # noqa: F401  (public API)
 
@@ -174,14 +176,17 @@ DISCRIMINATORS = {"D1": 51, "D2": 38, "D3": 7, "D": 27}  # input channels (golde
 _TPS_COMPUTED = ("stn.tps.padding_matrix", "stn.tps.target_coordinate_repr")
 
 
-def acgpn_module(name: str, dtype=None):
-    """The Flax module of one ACGPN network, by its checkpoint name."""
+def acgpn_module(name: str, dtype=None, spec: ModelSpec = DEFAULT_SPEC):
+    """The Flax module of one ACGPN network, by its checkpoint name, shaped by ``spec``."""
+    if name == "G" and spec.image_generator == "local_enhancer":
+        return LocalEnhancer(3, ngf=spec.hd_ngf, n_blocks_global=spec.hd_n_blocks_global,
+                             n_blocks_local=spec.hd_n_blocks_local, norm="instance", dtype=dtype)
     if name in ("G1", "G2", "G"):
-        return Refine({"G1": 14, "G2": 1, "G": 3}[name], dtype=dtype)
+        return Refine({"G1": 14, "G2": 1, "G": 3}[name], dtype=dtype, ngf=spec.ngf)
     if name == "U":
-        return UnetMask(dtype=dtype)
+        return UnetMask(dtype=dtype, ngf=spec.ngf)
     if name in DISCRIMINATORS:
-        return MultiscaleDiscriminator(dtype=dtype)
+        return MultiscaleDiscriminator(num_d=spec.num_d, n_layers=spec.n_layers_d, ndf=spec.ndf, dtype=dtype)
     if name == "VGG19":
         return VGG19(dtype=dtype)
     raise ValueError(f"unknown ACGPN network {name!r}")

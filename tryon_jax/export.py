@@ -9,6 +9,8 @@ OUT/export.json     input and output names, shapes and the JAX version
 Serving needs neither the model code nor the training code: ``load(OUT)`` gives a callable.
 """
 import argparse
+import dataclasses
+import functools
 import json
 import os
 import sys
@@ -17,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tryon_jax import io, loader_ops, pipeline, weights
+from tryon_jax import io, loader_ops, pipeline, train_data, weights
 from tryon_jax.data import HEIGHT, NUM_KEYPOINTS, WIDTH
+from tryon_jax.models.spec import ModelSpec
 
 EXPORT_FILE = "tryon.jaxexport"
 META_FILE = "export.json"
@@ -26,32 +29,37 @@ OUTPUTS = ("fake_image", "warped", "warped_mask", "fake_c", "fake_cl_dis", "arml
 IMAGE_CHANNELS = {"label": 1, "image": 3, "edge": 1, "color": 3}
 
 
-def serving_fn(variables, raw, key_data):
+def serving_fn(variables, raw, key_data, spec: ModelSpec = ModelSpec()):
     """Try-on for serving from decoded inputs (data.load_raw: uint8 images, int32 pose boxes);
-    ``key_data`` is (B, 2) uint32 raw threefry keys, one per example."""
+    ``key_data`` is (B, 2) uint32 raw threefry keys, one per example. Outputs are at the
+    model's resolution (``spec``)."""
     keys = jax.random.wrap_key_data(key_data, impl="threefry2x32")
-    out = pipeline.tryon_graph(variables, loader_ops.prepare(raw), keys)
+    batch = train_data.resize(loader_ops.prepare(raw), spec.height, spec.width)
+    out = pipeline.tryon_graph(variables, batch, keys, spec=spec)
     return {k: out[k] for k in OUTPUTS}
 
 
-def export(variables: dict, platforms=("cpu",)) -> jax.export.Exported:
+def export(variables: dict, platforms=("cpu",), spec: ModelSpec = ModelSpec()) -> jax.export.Exported:
     (b,) = jax.export.symbolic_shape("b")
     batch = {k: jax.ShapeDtypeStruct((b, HEIGHT, WIDTH, c), jnp.uint8) for k, c in IMAGE_CHANNELS.items()}
     batch["pose_boxes"] = jax.ShapeDtypeStruct((b, NUM_KEYPOINTS, 4), jnp.int32)
     var_spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.asarray(a).dtype), variables)
     key_spec = jax.ShapeDtypeStruct((b, 2), jnp.uint32)
-    return jax.export.export(jax.jit(serving_fn), platforms=tuple(platforms))(var_spec, batch, key_spec)
+    fn = jax.jit(functools.partial(serving_fn, spec=spec))
+    return jax.export.export(fn, platforms=tuple(platforms))(var_spec, batch, key_spec)
 
 
-def write(variables: dict, out_dir: str, platforms=("cpu",), source: str = "") -> str:
-    exported = export(variables, platforms)
+def write(variables: dict, out_dir: str, platforms=("cpu",), source: str = "", spec: ModelSpec = ModelSpec()) -> str:
+    exported = export(variables, platforms, spec)
     os.makedirs(out_dir, exist_ok=True)
-    weights.save_params(os.path.join(out_dir, weights.PARAMS_FILE), variables, {"source": source})
+    weights.save_params(os.path.join(out_dir, weights.PARAMS_FILE), variables,
+                        {"source": source, "model_spec": dataclasses.asdict(spec)})
     with io.atomic_write(os.path.join(out_dir, EXPORT_FILE)) as f:
         f.write(exported.serialize())
     inputs = {k: ["b", HEIGHT, WIDTH, c, "uint8"] for k, c in IMAGE_CHANNELS.items()}
     inputs["pose_boxes"] = ["b", NUM_KEYPOINTS, 4, "int32"]
     meta = {"inputs": inputs, "key_data": ["b", 2, "uint32"], "outputs": list(OUTPUTS),
+            "output_size": [spec.height, spec.width], "model_spec": dataclasses.asdict(spec),
             "platforms": list(platforms), "jax_version": jax.__version__, "weights": source,
             "notes": "inputs as tryon_jax.data.load_raw decodes them (label: class ids 0..13, edge: the "
                      "cloth mask as grey levels, pose_boxes: loader_ops.pose_boxes of the 18 keypoints); "
@@ -80,8 +88,8 @@ def main(argv=None) -> int:
     parser.add_argument("--platforms", default="cpu,cuda", help="comma-separated: cpu, cuda, rocm, tpu")
     args = parser.parse_args(argv)
     try:
-        variables, source = weights.from_args(args)
-        write(variables, args.out, args.platforms.split(","), source)
+        variables, source, spec = weights.from_args(args)
+        write(variables, args.out, args.platforms.split(","), source, spec)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ fixed by the seed.
 """
 import dataclasses
 import io
+import sys
 
 import grain
 from absl import flags
@@ -68,6 +69,29 @@ def data_source(name: str, split: str, data_dir: str | None = None):
     return tfds.data_source(name, split=split, data_dir=data_dir, decoders=_DECODERS)
 
 
+class GlobalBatchSlice:
+    """A grain sampler: this process's slice of every global batch of one global order.
+
+    The global order is an unsharded IndexSampler (shuffled by seed); with P processes and
+    local batch L, local position i is global position (i // L) * P * L + index * L + i % L.
+    Concatenating the processes' local batches therefore gives the same global batches for
+    any number of processes (training is process-count invariant)."""
+
+    def __init__(self, base: grain.samplers.IndexSampler, index: int, count: int, local_batch: int):
+        self.base, self.index, self.count, self.local_batch = base, index, count, local_batch
+
+    def __len__(self) -> int:
+        n = len(self.base)
+        return n if n == sys.maxsize else n // (self.count * self.local_batch) * self.local_batch
+
+    def __getitem__(self, i: int):
+        if i < 0 or i >= len(self):
+            raise IndexError(f"position {i} out of range")
+        batch, j = divmod(i, self.local_batch)
+        meta = self.base[(batch * self.count + self.index) * self.local_batch + j]
+        return grain.RecordMetadata(index=i, record_key=meta.record_key, rng=meta.rng)
+
+
 def create_loader(name: str, split: str, global_batch_size: int, *, data_dir: str | None = None,
                   pairing: str = "paired", shuffle: bool = True, seed: int = 0, num_epochs: int | None = None,
                   drop_remainder: bool = True, worker_count: int = 0,
@@ -76,22 +100,23 @@ def create_loader(name: str, split: str, global_batch_size: int, *, data_dir: st
 
     Sharding is by JAX process (``jax.process_index()`` of ``jax.process_count()``, or an
     explicit ``shard=(index, count)``); the global batch must divide by the number of shards.
-    The order depends only on ``seed``."""
+    The global batches depend only on ``seed``, not on the number of processes; with several
+    processes an incomplete last global batch is dropped."""
     if pairing not in ("paired", "unpaired"):
         raise ValueError(f"pairing must be 'paired' or 'unpaired', got {pairing!r}")
     index, processes = shard or (jax.process_index(), jax.process_count())
     if global_batch_size % processes:
         raise ValueError(f"global batch {global_batch_size} does not divide by {processes} processes")
+    local_batch = global_batch_size // processes
     source = data_source(name, split, data_dir)
-    sampler = grain.samplers.IndexSampler(
-        num_records=len(source),
-        shard_options=grain.sharding.ShardOptions(index, processes, drop_remainder=drop_remainder),
-        shuffle=shuffle, num_epochs=num_epochs, seed=seed)
+    sampler = grain.samplers.IndexSampler(num_records=len(source), shuffle=shuffle, num_epochs=num_epochs, seed=seed)
+    if processes > 1:
+        sampler = GlobalBatchSlice(sampler, index, processes, local_batch)
     if worker_count and not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags (defaults are fine)
-    operations = [DecodeExample(pairing),
-                  grain.transforms.Batch(global_batch_size // processes, drop_remainder=drop_remainder)]
-    return grain.DataLoader(data_source=source, sampler=sampler, operations=operations, worker_count=worker_count)
+    operations = [DecodeExample(pairing), grain.transforms.Batch(local_batch, drop_remainder=drop_remainder)]
+    return grain.DataLoader(data_source=source, sampler=sampler, operations=operations, worker_count=worker_count,
+                            shard_options=grain.sharding.NoSharding())  # the sampler holds this process's part
 
 
 def arrays(raw: dict) -> dict:

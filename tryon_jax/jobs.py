@@ -1,20 +1,33 @@
-"""Jobs that main.py runs from a config."""
+"""Jobs that main.py runs from a config: ``train`` and ``tryon``."""
 import os
 
 from absl import logging
 
-from tryon_jax import data, tryon, weights
+from tryon_jax import checkpoint, data, tryon, weights
+
+
+def train_job(config, workdir: str) -> None:
+    """Trains (or resumes) into WORKDIR: checkpoints, metrics.jsonl, tensorboard/, samples/."""
+    from tryon_jax import train
+    state = train.train_and_evaluate(config, workdir)
+    print(f"trained to step {int(state.step)}; checkpoints in {checkpoint.checkpoint_dir(workdir)}, metrics in "
+          f"{os.path.join(workdir, 'metrics.jsonl')}, pictures in {os.path.join(workdir, 'samples')}")
 
 
 def tryon_job(config, workdir: str) -> list[str]:
-    """Batched try-on of config.pairs from config.data_dir; PNGs into WORKDIR/tryon."""
-    pairs = data.read_pairs(config.pairs or os.path.join(config.data_dir, f"{config.split}_pairs.txt"))
-    variables, source = weights.load_variables(config.acgpn_checkpoints or None, config.params or None,
-                                                config.recipe_weights)
+    """Batched try-on of config.tryon.pairs; PNGs into WORKDIR/tryon. Weights: the one source
+    named in config.tryon, else the latest checkpoint of WORKDIR."""
+    tc = config.tryon
+    pairs = data.read_pairs(tc.pairs or os.path.join(tc.data_dir, f"{tc.split}_pairs.txt"))
+    named = bool(tc.acgpn_checkpoints or tc.params or tc.recipe_weights)
+    variables, source, spec = weights.load_variables(tc.acgpn_checkpoints or None, tc.params or None,
+                                                      tc.recipe_weights, None if named else workdir)
     logging.info("weights: %s; %d pairs", source, len(pairs))
     out = os.path.join(workdir, "tryon")
-    written = tryon.run(variables, config.data_dir, pairs, out, config.batch_size, config.seed, config.split)
-    logging.info("wrote %d try-on images to %s (strips: person | cloth | warped | result)", len(written), out)
-    print(f"wrote {len(written)} try-on images to {out}/results and strips to {out}/strips")
+    written = tryon.run(variables, tc.data_dir, pairs, out, tc.batch_size, config.seed, tc.split, spec=spec)
+    print(f"weights: {source}; wrote {len(written)} try-on images to {out}/results and strips "
+          f"(person | cloth | warped | result) to {out}/strips")
     return written
 
+
+JOBS = {"train": train_job, "tryon": tryon_job}

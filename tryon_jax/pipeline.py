@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from tryon_jax import losses
 from tryon_jax.convert import acgpn_module
 from tryon_jax.models import layers
+from tryon_jax.models.spec import DEFAULT as DEFAULT_SPEC, ModelSpec
 
 NUM_LABELS = 14
 ARM1, ARM2, NOISE, CLOTHES = 11, 13, 7, 4
@@ -56,8 +57,8 @@ def skin_color_map(arm_mask: jax.Array, image: jax.Array) -> jax.Array:
     return jnp.broadcast_to(mean[:, None, None, :], image.shape)
 
 
-def _apply(name, variables, *args, dtype=None, capture=False):
-    module = acgpn_module(name, dtype)
+def _apply(name, variables, *args, dtype=None, capture=False, spec=DEFAULT_SPEC):
+    module = acgpn_module(name, dtype, spec)
     if capture:
         return module.apply(variables, *args, mutable=["intermediates"])
     return module.apply(variables, *args)
@@ -78,10 +79,10 @@ def encode_inputs(batch: dict) -> dict:
     return out
 
 
-def layout_stage(g1_variables, x: dict, pose, label, noise, dtype=None) -> dict:
+def layout_stage(g1_variables, x: dict, pose, label, noise, dtype=None, spec=DEFAULT_SPEC) -> dict:
     """Stage 1, G1 (Refine 37->14): the semantic layout; quirk 9 channel order."""
     g1_in = jnp.concatenate([x["pre_clothes_mask"], x["clothes"], x["all_clothes_label_onehot"], pose, noise], -1)
-    logits = _apply("G1", g1_variables, g1_in, dtype=dtype)
+    logits = _apply("G1", g1_variables, g1_in, dtype=dtype, spec=spec)
     return {"G1_in": g1_in, "arm_label_logits": logits, **layout_decision(jax.nn.sigmoid(logits), label,
                                                                            x["mask_clothes"])}
 
@@ -94,11 +95,11 @@ def layout_decision(arm_label, label, mask_clothes) -> dict:
             "armlabel_map_argmax": jnp.argmax(arm_label, axis=-1)[..., None].astype(jnp.float32)}
 
 
-def mask_stage(g2_variables, x: dict, pose, armlabel_map_argmax, noise, dtype=None) -> dict:
+def mask_stage(g2_variables, x: dict, pose, armlabel_map_argmax, noise, dtype=None, spec=DEFAULT_SPEC) -> dict:
     """Stage 2, G2 (Refine 37->1): the target cloth mask."""
     onehot = layers.one_hot(armlabel_map_argmax, NUM_LABELS)
     g2_in = jnp.concatenate([x["pre_clothes_mask"], x["clothes"], onehot, pose, noise], -1)
-    logits = _apply("G2", g2_variables, g2_in, dtype=dtype)
+    logits = _apply("G2", g2_variables, g2_in, dtype=dtype, spec=spec)
     return {"dis_label_argmax_onehot": onehot, "G2_in": g2_in, "fake_cl_logits": logits,
             **mask_decision(jax.nn.sigmoid(logits), x["mask_clothes"])}
 
@@ -136,10 +137,10 @@ def edit_labels(x: dict, armlabel_map_argmax, fake_cl_dis_thresh) -> dict:
             "dis_label": layers.one_hot(armlabel_map, NUM_LABELS)}
 
 
-def warp_stage(u_variables, x: dict, fake_cl_dis, image, dtype=None) -> dict:
+def warp_stage(u_variables, x: dict, fake_cl_dis, image, dtype=None, spec=DEFAULT_SPEC) -> dict:
     """Stage 3, U: TPS warp of the cloth (quirks 11-16), the U-Net body and the composition."""
     out, state = _apply("U", u_variables, x["clothes"], fake_cl_dis, x["pre_clothes_mask"], image, dtype=dtype,
-                        capture=True)
+                        capture=True, spec=spec)
     out["locnet_input"] = jnp.concatenate([x["pre_clothes_mask"], fake_cl_dis, x["clothes"]], -1)
     out["U_conv5"] = state["intermediates"]["conv5"][0]
     out["locnet_fc1_in"] = state["intermediates"]["stn"]["loc_net"]["cnn"]["locnet_fc1_in"][0]
@@ -169,13 +170,19 @@ def generator_inputs(x: dict, edits: dict, fake_c, image, noise) -> dict:
     return {"skin_color": skin_color, "occlude": occlude, "img_hole_hand": img_hole_hand, "G_in": g_in}
 
 
-def image_stage(g_variables, g_in, dtype=None) -> dict:
-    """Stage 4, G (Refine 24->3): the try-on image."""
-    logits = _apply("G", g_variables, g_in, dtype=dtype)
-    return {"fake_image_logits": logits, "fake_image": jnp.tanh(logits)}
+def image_stage(g_variables, g_in, dtype=None, spec=DEFAULT_SPEC) -> dict:
+    """Stage 4, G (Refine 24->3, or pix2pixHD's LocalEnhancer): the try-on image."""
+    raw = _apply("G", g_variables, g_in, dtype=dtype, spec=spec)
+    return {"fake_image_logits": raw, "fake_image": image_output(raw, spec)}
 
 
-def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None = None, dtype=None) -> dict:
+def image_output(raw, spec: ModelSpec):
+    """The image from G's raw output: Refine returns logits, the LocalEnhancer ends in tanh."""
+    return raw if spec.image_generator == "local_enhancer" else jnp.tanh(raw)
+
+
+def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None = None, dtype=None,
+                spec: ModelSpec = DEFAULT_SPEC) -> dict:
     """The un-jitted four-stage graph; see ``tryon``."""
     label, image, pose = batch["label"], batch["image"], batch["pose"]
     b, h, w, _ = label.shape
@@ -184,22 +191,23 @@ def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None 
     out = dict(noise)
     x = encode_inputs(batch)
     out.update(x)
-    out.update(layout_stage(variables["G1"], x, pose, label, noise["noise_G1"], dtype))
+    out.update(layout_stage(variables["G1"], x, pose, label, noise["noise_G1"], dtype, spec))
     argmax = inject.get("armlabel_map_argmax", out["armlabel_map_argmax"])
     out["armlabel_map_argmax"] = argmax
-    out.update(mask_stage(variables["G2"], x, pose, argmax, noise["noise_G2"], dtype))
+    out.update(mask_stage(variables["G2"], x, pose, argmax, noise["noise_G2"], dtype, spec))
     out["CE_loss"] = out["CE_loss_G1"] + out.pop("BCE_G2_x10")
     thresh = inject.get("fake_cl_dis_thresh", out["fake_cl_dis_thresh"])
     out["fake_cl_dis_thresh"] = thresh
     out.update(edit_labels(x, argmax, thresh))
-    out.update(warp_stage(variables["U"], x, out["fake_cl_dis"], image, dtype))
+    out.update(warp_stage(variables["U"], x, out["fake_cl_dis"], image, dtype, spec))
     out.update(generator_inputs(x, out, out["fake_c"], image, noise["noise_G"]))
-    out.update(image_stage(variables["G"], out["G_in"], dtype))
+    out.update(image_stage(variables["G"], out["G_in"], dtype, spec))
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("dtype",))
-def tryon(variables: dict, batch: dict, noise_or_key, inject: dict | None = None, dtype=None) -> dict:
+@functools.partial(jax.jit, static_argnames=("dtype", "spec"))
+def tryon(variables: dict, batch: dict, noise_or_key, inject: dict | None = None, dtype=None,
+          spec: ModelSpec = DEFAULT_SPEC) -> dict:
     """Batched ACGPN try-on: G1 layout -> G2 cloth mask -> U warp + composition -> G image.
 
     ``variables``: {"G1", "G2", "U", "G"} Flax variables (tryon_jax.convert.acgpn_variables).
@@ -207,6 +215,7 @@ def tryon(variables: dict, batch: dict, noise_or_key, inject: dict | None = None
     (B,H,W,1) noise maps to inject.
     ``inject``: optional ``armlabel_map_argmax`` / ``fake_cl_dis_thresh`` maps that replace the
     discrete decisions (for comparisons with a reference). ``dtype``: conv compute dtype
-    (e.g. jnp.bfloat16); None keeps float32. Returns every named intermediate.
+    (e.g. jnp.bfloat16); None keeps float32. ``spec``: the model's shapes (default: ACGPN at
+    256x192); the batch must be at its resolution. Returns every named intermediate.
     """
-    return tryon_graph(variables, batch, noise_or_key, inject, dtype)
+    return tryon_graph(variables, batch, noise_or_key, inject, dtype, spec)

@@ -8,6 +8,7 @@ Writes OUT/results/<person>__<cloth>.png (the try-on image) and OUT/strips/<...>
 """
 import argparse
 import concurrent.futures
+import functools
 import os
 import sys
 
@@ -15,15 +16,16 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from tryon_jax import data, io, loader_ops, pipeline, weights
+from tryon_jax import data, io, loader_ops, pipeline, train_data, weights
+from tryon_jax.models.spec import ModelSpec
 
 OUTPUTS = ("fake_image", "warped", "fake_c")
 
 
-@jax.jit
-def _tryon_images(variables, raw, keys):
-    batch = loader_ops.prepare(raw)
-    out = pipeline.tryon_graph(variables, batch, keys)
+@functools.partial(jax.jit, static_argnames="spec")
+def _tryon_images(variables, raw, keys, spec: ModelSpec):
+    batch = train_data.resize(loader_ops.prepare(raw), spec.height, spec.width)
+    out = pipeline.tryon_graph(variables, batch, keys, spec=spec)
     return {"person": batch["image"], "cloth": batch["color"], **{k: out[k] for k in OUTPUTS}}
 
 
@@ -32,9 +34,10 @@ def pair_name(pair: data.Pair) -> str:
 
 
 def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, batch_size: int = 8,
-        seed: int = 0, split: str = "test", progress: bool = True) -> list[str]:
+        seed: int = 0, split: str = "test", progress: bool = True, spec: ModelSpec = ModelSpec()) -> list[str]:
     """Try every pair on; returns the result paths. Pair i's noise comes from fold_in(seed, i),
-    so results do not depend on the batch size. The last batch is padded (one compilation)."""
+    so results do not depend on the batch size. The last batch is padded (one compilation).
+    Images come out at the model's resolution (``spec``)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     base = jax.random.key(seed)
@@ -47,7 +50,7 @@ def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, b
             examples += [examples[-1]] * (batch_size - len(examples))
             raw = data.stack(examples, data.RAW_KEYS)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + batch_size))
-            out = jax.device_get(_tryon_images(variables, raw, keys))
+            out = jax.device_get(_tryon_images(variables, raw, keys, spec))
             for i, pair in enumerate(chunk):
                 name = pair_name(pair)
                 result = io.to_uint8(out["fake_image"][i])
@@ -74,9 +77,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         pairs = data.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
-        variables, source = weights.from_args(args)
+        variables, source, spec = weights.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
-        written = run(variables, args.data, pairs, args.out, args.batch_size, args.seed, args.split)
+        written = run(variables, args.data, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec)
     except (data.DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 from tryon_jax.models import layers
 from tryon_jax.models.tps import STN
 
-_DOWN = ((1, 64), (2, 128), (3, 256), (4, 512), (5, 1024))  # (block index, width)
-_UP = ((6, 512), (7, 256), (8, 128), (9, 64))
+_DOWN = ((1, 1), (2, 2), (3, 4), (4, 8), (5, 16))  # (block index, width / ngf)
+_UP = ((6, 8), (7, 4), (8, 2), (9, 1))
 
 
 class Refine(nn.Module):
@@ -20,6 +20,7 @@ class Refine(nn.Module):
     out_channels: int
     dropout_rate: float = 0.0  # 0.5 in the inference code (identity in eval); removed in ACGPN_train
     dtype: jnp.dtype | None = None
+    ngf: int = 64  # base width (64 in ACGPN; smaller for the demo)
 
     def _conv_in_relu(self, x, features, name):
         x = layers.conv(features, 3, 1, 1, name=name, dtype=self.dtype)(x)
@@ -35,16 +36,16 @@ class Refine(nn.Module):
         if self.dtype is not None:
             x = x.astype(self.dtype)
         skips = []
-        for i, (index, features) in enumerate(_DOWN):
-            x = self._block(layers.max_pool2x2(x) if i else x, index, features)
+        for i, (index, mult) in enumerate(_DOWN):
+            x = self._block(layers.max_pool2x2(x) if i else x, index, mult * self.ngf)
             if index >= 4:
                 x = nn.Dropout(self.dropout_rate, deterministic=deterministic or not self.dropout_rate)(x)
             skips.append(x)
         y = skips.pop()
         self.sow("intermediates", "conv5", y)
-        for index, features in _UP:
-            y = self._conv_in_relu(layers.upsample_nearest2x(y), features, f"up{index}_1")
-            y = self._block(jnp.concatenate([skips.pop(), y], axis=-1), index, features)
+        for index, mult in _UP:
+            y = self._conv_in_relu(layers.upsample_nearest2x(y), mult * self.ngf, f"up{index}_1")
+            y = self._block(jnp.concatenate([skips.pop(), y], axis=-1), index, mult * self.ngf)
         y = layers.conv(self.out_channels, 3, 1, 1, name="conv9_6", dtype=self.dtype)(y)
         return y.astype(jnp.float32)
 

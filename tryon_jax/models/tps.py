@@ -110,9 +110,18 @@ def grid_constraints(coor: jax.Array) -> dict[str, jax.Array]:
     }
 
 
+def _halvings(height: int) -> int:
+    """How many times ``height`` halves down to 4."""
+    return (height // 4).bit_length() - 1
+
+
 class LocNetCNN(nn.Module):
     """BoundedGridLocNet.CNN: 5->8 (ReLU then IN, quirk 11), 5 x [k4 s2, IN, ReLU], 2 x [k3, IN,
-    ReLU], MaxPool2d(2), C,H,W flatten, fc1, ReLU, dropout, fc2."""
+    ReLU], MaxPool2d(2), C,H,W flatten, fc1, ReLU, dropout, fc2.
+
+    At 256x192 the stride-2 convs bring the input to 4x3; other 4:3 resolutions get as many
+    stride-2 convs as reach 4x3 (widths double from 8, capped at 256), so fc1 always sees
+    256 x 2 x 1 features."""
     num_output: int = GRID_SIZE * GRID_SIZE * 2
     dtype: jnp.dtype | None = None
 
@@ -121,8 +130,8 @@ class LocNetCNN(nn.Module):
         x = layers.conv(8, 4, 2, 1, name="model_0", dtype=self.dtype)(x)
         x = layers.instance_norm(nn.relu(x))
         index, ngf = 3, 8
-        for _ in range(5):
-            ngf *= 2
+        for _ in range(_halvings(x.shape[1])):  # down to 4x3
+            ngf = min(2 * ngf, 256)
             x = layers.conv(ngf, 4, 2, 1, name=f"model_{index}", dtype=self.dtype)(x)
             x = nn.relu(layers.instance_norm(x))
             index += 3
@@ -144,8 +153,10 @@ class BoundedGridLocNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, deterministic: bool = True):
-        if x.shape[1:3] != (256, 192):
-            raise ValueError(f"the STN localisation net needs 256x192 inputs, got {x.shape[1:3]}")
+        h, w = x.shape[1:3]
+        if h < 64 or h & (h - 1) or 3 * h != 4 * w:
+            raise ValueError(f"the STN localisation net needs 4:3 inputs with a power-of-two height >= 64 "
+                             f"(256x192 in ACGPN), got {h}x{w}")
         fc2_out = LocNetCNN(name="cnn", dtype=self.dtype)(x, deterministic).astype(jnp.float32)
         coor = jnp.tanh(fc2_out).reshape(x.shape[0], -1, 2)
         return {"locnet_fc2_out": fc2_out, "source_control_points": coor, **grid_constraints(coor)}
