@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import time
 
@@ -17,23 +16,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.common import device_matmul_gflops, numpy_matmul_gflops, peak_rss_mb, timed, xla_flops  # noqa: E402
 from tryon_jax import data, pipeline, weights  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
-
-
-def numpy_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - t
 
 
 def bench(variables, batch_size: int, iters: int, dtype) -> dict:
@@ -46,13 +32,12 @@ def bench(variables, batch_size: int, iters: int, dtype) -> dict:
         return pipeline.tryon_graph(v, b, k, dtype=dtype)["fake_image"]
 
     t = time.perf_counter()
-    compiled = jax.jit(fn).lower(variables, batch, keys).compile()
+    lowered = jax.jit(fn).lower(variables, batch, keys)
+    flops = xla_flops(lowered)
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - t
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", float("nan")))
     compiled(variables, batch, keys).block_until_ready()  # warm-up
-    times = [_timed(lambda: compiled(variables, batch, keys)) for _ in range(iters)]
+    times = [timed(lambda: compiled(variables, batch, keys)) for _ in range(iters)]
     best = min(times)
     return {"batch_size": batch_size, "compile_s": round(compile_s, 2), "step_s_best": round(best, 3),
             "step_s_median": round(float(np.median(times)), 3), "pairs_per_s": round(batch_size / best, 3),
@@ -71,13 +56,16 @@ def main():
     runs = [bench(variables, int(b), args.iters, dtype) for b in args.batch_sizes.split(",")]
     matmul_after = numpy_matmul_gflops()
     peak = max(matmul, matmul_after)
+    device_peak = device_matmul_gflops()
     for r in runs:
         r["fraction_of_numpy_matmul"] = round(r["achieved_gflops"] / peak, 3)
+        if device_peak:
+            r["fraction_of_device_f32_matmul"] = round(r["achieved_gflops"] / device_peak["float32"], 3)
     print(json.dumps({
         "benchmark": "tryon", "dtype": args.dtype, "device": str(jax.devices()[0]), "backend": jax.default_backend(),
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "numpy_matmul_gflops": round(peak, 1), "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
-        "runs": runs, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "numpy_matmul_gflops": round(peak, 1), "device_matmul_gflops": device_peak, "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
+        "runs": runs, "peak_rss_mb": peak_rss_mb(),
         "jax_version": jax.__version__,
     }, indent=1))
 

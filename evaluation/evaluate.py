@@ -5,6 +5,7 @@ Images are compared as a person would see the saved results: generated images ar
 to uint8 (like the PNGs) and compared with the decoded real person images.
 """
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -18,7 +19,8 @@ from tqdm import tqdm
 from evaluation import fid as fidlib
 from evaluation import inception, report, ssim
 from tryon_datasets.viton.viton import official_difficulty
-from tryon_jax import checkpoint, data, io, loader_ops, pipeline
+from tryon_jax import checkpoint, data, io, loader_ops, pipeline, train_data
+from tryon_jax.models.spec import ModelSpec
 
 SPLITS = ("all", "easy", "medium", "hard")
 
@@ -45,13 +47,23 @@ def _mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("data",))
 
 
-@jax.jit
-def _generate(variables, raw, keys):
-    out = pipeline.tryon_graph(variables, loader_ops.prepare(raw), keys)
+@functools.partial(jax.jit, static_argnames="spec")
+def _generate(variables, raw, keys, spec: ModelSpec):
+    batch = train_data.resize(loader_ops.prepare(raw), spec.height, spec.width)
+    out = pipeline.tryon_graph(variables, batch, keys, spec=spec)
     return jnp.clip(jnp.round((out["fake_image"] + 1) * 127.5), 0, 255).astype(jnp.uint8)
 
 
-def generate(variables: dict, pairs: PairSet, batch_size: int, seed: int, mesh: Mesh, desc: str = "") -> np.ndarray:
+def real_at(real: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The real person images at the model's resolution (as the generated ones are)."""
+    if real.shape[1:3] == (height, width):
+        return real
+    x = train_data.resize({"image": jnp.asarray(real, jnp.float32)}, height, width)["image"]
+    return np.asarray(jnp.clip(jnp.round(x), 0, 255)).astype(np.uint8)
+
+
+def generate(variables: dict, pairs: PairSet, batch_size: int, seed: int, mesh: Mesh, desc: str = "",
+             spec: ModelSpec = ModelSpec()) -> np.ndarray:
     """uint8 try-on images for every pair; pair i's noise is fold_in(seed, i). Batches are
     sharded over the mesh's 'data' axis (padded to a multiple of the device count)."""
     n = len(pairs.pairs)
@@ -64,7 +76,7 @@ def generate(variables: dict, pairs: PairSet, batch_size: int, seed: int, mesh: 
         idx = np.minimum(np.arange(start, start + per), n - 1)
         raw = jax.device_put({k: v[idx] for k, v in pairs.raw.items()}, batch_sharding)
         keys = jax.device_put(jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx)), batch_sharding)
-        out.append(np.asarray(_generate(variables, raw, keys))[: min(per, n - start)])
+        out.append(np.asarray(_generate(variables, raw, keys, spec))[: min(per, n - start)])
     return np.concatenate(out)
 
 
@@ -90,9 +102,10 @@ def _by_split(values: np.ndarray, difficulty: np.ndarray, fn) -> dict:
 
 def paired_metrics(generated: np.ndarray, pairs: PairSet, batch_size: int) -> dict:
     s, ms = [], []
+    real = real_at(pairs.real, *generated.shape[1:3])
     for i in range(0, len(generated), batch_size):
         g = generated[i:i + batch_size].astype(np.float32)
-        r = pairs.real[i:i + batch_size].astype(np.float32)
+        r = real[i:i + batch_size].astype(np.float32)
         s.append(np.asarray(ssim.ssim(g / 255, r / 255)))
         ms.append(np.asarray(ssim.ms_ssim(g, r)))
     s, ms = np.concatenate(s).astype(np.float64), np.concatenate(ms).astype(np.float64)
@@ -138,12 +151,15 @@ def run(config, workdir: str, which: str = "all", force: bool = False) -> list[s
         inception_vars = inception.load_variables(cfg.inception_weights)  # fails early with a clear message
         paired = PairSet.load(cfg.data_dir, cfg.paired_pairs, cfg.split)
         unpaired = PairSet.load(cfg.data_dir, cfg.unpaired_pairs, cfg.split)
-        _, pool_real = inception_outputs(inception_vars, unpaired.real, cfg.batch_size, cfg.inception_resize)
+        spec = checkpoint.read_spec(workdir)
+        _, pool_real = inception_outputs(inception_vars, real_at(unpaired.real, spec.height, spec.width), cfg.batch_size,
+                                         cfg.inception_resize)
         mesh = _mesh()
         for step in tqdm(todo, desc="checkpoints", unit="ckpt"):
             variables = checkpoint.restore_generators(workdir, step)
-            fake_paired = generate(variables, paired, cfg.batch_size, cfg.seed, mesh, f"step {step} paired")
-            fake_unpaired = generate(variables, unpaired, cfg.batch_size, cfg.seed, mesh, f"step {step} unpaired")
+            fake_paired = generate(variables, paired, cfg.batch_size, cfg.seed, mesh, f"step {step} paired", spec)
+            fake_unpaired = generate(variables, unpaired, cfg.batch_size, cfg.seed, mesh, f"step {step} unpaired",
+                                     spec)
             probs, pool_fake = inception_outputs(inception_vars, fake_unpaired, cfg.batch_size, cfg.inception_resize)
             result = {"step": step, **paired_metrics(fake_paired, paired, cfg.batch_size),
                       **unpaired_metrics(probs, pool_fake, pool_real, unpaired.difficulty, cfg.is_splits),

@@ -105,21 +105,26 @@ def test_noise_statistics():
         assert abs(v.mean() - 0.1591) < 0.005  # P(N(0, 255) rounds to 255)
 
 
-def test_main_job_without_weights_explains(tmp_path):
+def test_main_jobs_without_weights_or_data_explain(tmp_path):
     import subprocess
     import sys
     cmd = [sys.executable, str(REPO / "main.py"), "--config", str(REPO / "configs" / "viton.py"),
            "--workdir", str(tmp_path / "run")]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd + ["--config.job=tryon"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "latest_net_{U,G1,G2,G}.pth" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)  # train, no VITON folder
+    assert proc.returncode == 2 and "config.data.manual_dir" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(cmd + ["--config.model.height=100"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "multiples of 16" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_main_job_writes_pngs(tmp_path, two_pairs):
     import subprocess
     import sys
     cmd = [sys.executable, str(REPO / "main.py"), "--config", str(REPO / "configs" / "demo.py"),
-           "--workdir", str(tmp_path / "run"), f"--config.pairs={two_pairs}", "--config.batch_size=2"]
+           "--workdir", str(tmp_path / "run"), "--config.job=tryon", "--config.tryon.recipe_weights=True",
+           f"--config.tryon.pairs={two_pairs}", "--config.tryon.batch_size=2"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = sorted(p.name for p in (tmp_path / "run" / "tryon" / "results").iterdir())

@@ -8,7 +8,6 @@ are in WORKDIR/model_spec.json.
 import json
 import os
 
-import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -35,6 +34,7 @@ def manager(workdir: str, max_to_keep: int | None = None, create: bool = True,
 
 def save_train(mngr: ocp.CheckpointManager, step: int, generators: dict, train_state: dict, data_iterator) -> None:
     """Saves one training checkpoint (atomically: orbax writes a temporary folder, then renames)."""
+    import grain
     mngr.save(step, args=ocp.args.Composite(**{
         GENERATORS: ocp.args.StandardSave(generators), TRAIN_STATE: ocp.args.StandardSave(train_state),
         DATA: grain.checkpoint.CheckpointSave(data_iterator)}))
@@ -44,6 +44,7 @@ def restore_train(mngr: ocp.CheckpointManager, step: int, generators_target, tra
                   data_iterator) -> tuple[dict, dict]:
     """Restores a training checkpoint onto the targets' shardings and moves the data iterator
     to where it was; returns (generators, train_state)."""
+    import grain
     restored = mngr.restore(step, args=ocp.args.Composite(**{
         GENERATORS: ocp.args.StandardRestore(generators_target),
         TRAIN_STATE: ocp.args.StandardRestore(train_state_target),
@@ -91,10 +92,16 @@ def steps(workdir: str) -> list[int]:
 
 
 def restore_generators(workdir: str, step: int) -> dict:
-    """The generators' variables saved at ``step`` (numpy arrays)."""
+    """The generators' variables saved at ``step`` (numpy arrays), whatever devices and
+    processes saved them."""
     with manager(workdir, create=False) as mngr:
         if step not in mngr.all_steps():
             raise FileNotFoundError(f"no checkpoint for step {step} in {checkpoint_dir(workdir)} "
                                     f"(steps: {sorted(mngr.all_steps())})")
-        restored = mngr.restore(step, args=ocp.args.Composite(**{GENERATORS: ocp.args.StandardRestore()}))
-    return jax.tree_util.tree_map(np.asarray, restored[GENERATORS])
+    path = os.path.join(checkpoint_dir(workdir), str(step), GENERATORS)
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    with ocp.StandardCheckpointer() as checkpointer:
+        metadata = checkpointer.metadata(path).item_metadata
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here), metadata)
+        restored = checkpointer.restore(path, target)
+    return jax.tree_util.tree_map(np.asarray, restored)

@@ -20,6 +20,12 @@ def tryon_job(config, workdir: str) -> list[str]:
     tc = config.tryon
     pairs = data.read_pairs(tc.pairs or os.path.join(tc.data_dir, f"{tc.split}_pairs.txt"))
     named = bool(tc.acgpn_checkpoints or tc.params or tc.recipe_weights)
+    if not named and not checkpoint.steps(workdir):
+        raise FileNotFoundError(
+            f"no weights for try-on: {checkpoint.checkpoint_dir(workdir)} holds no training checkpoint. Train first "
+            "(python main.py --config=... --workdir=DIR) or name weights: --config.tryon.acgpn_checkpoints=DIR "
+            "(the released latest_net_{U,G1,G2,G}.pth), --config.tryon.params=FILE (from python -m tryon_jax.export) "
+            "or --config.tryon.recipe_weights=True (random weights)")
     variables, source, spec = weights.load_variables(tc.acgpn_checkpoints or None, tc.params or None,
                                                       tc.recipe_weights, None if named else workdir)
     logging.info("weights: %s; %d pairs", source, len(pairs))

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import math
 import os
+import sys
 import time
 
 import flax
@@ -24,7 +25,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from tryon_jax import acgpn_train, checkpoint, convert, input_pipeline, io, train_data
+from tryon_jax import acgpn_train, checkpoint, convert, io, train_data
 from tryon_jax.metrics_log import MetricsLog
 from tryon_jax.models import tps
 from tryon_jax.models.spec import ModelSpec
@@ -247,6 +248,7 @@ def _vgg(config) -> dict:
 
 
 def _loader(config, workdir: str):
+    from tryon_jax import input_pipeline
     dc = config.data
     data_dir = dc.tfds_data_dir or os.path.join(workdir, "tfds")
     if jax.process_index() == 0:
@@ -265,7 +267,7 @@ def _loader(config, workdir: str):
 def _say(message: str) -> None:
     logging.info(message)
     if jax.process_index() == 0:
-        tqdm.write(message)
+        tqdm.write(message, file=sys.stderr)
 
 
 def _check(config):
@@ -320,6 +322,7 @@ def _preview_grid(pictures: dict) -> np.ndarray:
 
 def train_and_evaluate(config, workdir: str) -> TrainState:
     """Trains (resuming from WORKDIR/checkpoints when there is one); returns the final state."""
+    from tryon_jax import input_pipeline
     os.makedirs(workdir, exist_ok=True)
     run, state = setup(config, workdir)
     tc = config.train

@@ -11,7 +11,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import tensorflow_datasets as tfds
 from absl import logging
 
 from tryon_jax import loader_ops, pipeline
@@ -36,6 +35,7 @@ def ensure_dataset(name: str, data_dir: str, manual_dir: str = "") -> None:
     if not os.path.isdir(manual_dir):
         raise FileNotFoundError(f"config.data.manual_dir {manual_dir!r} is not a folder")
     logging.info("building TFDS %s from %s into %s", name, manual_dir, data_dir)
+    import tensorflow_datasets as tfds
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
 
 

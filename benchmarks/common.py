@@ -1,0 +1,47 @@
+"""Shared measuring helpers of the benchmark scripts (each prints JSON)."""
+import resource
+import time
+
+import jax
+import numpy as np
+
+
+def numpy_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matmul rate through numpy (the reference peak of every benchmark)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - t
+
+
+def xla_flops(lowered) -> float:
+    """FLOPs of a lowered XLA program from the HLO cost analysis before compilation: the same
+    count on every backend (after compilation the GPU backend leaves out convolutions that
+    run as cuDNN custom calls)."""
+    cost = lowered.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float((cost or {}).get("flops", float("nan")))
+
+
+def device_matmul_gflops(n: int = 8192, repeats: int = 5) -> dict | None:
+    """The accelerator's own float32 (default precision) and bfloat16 matmul rate; None on CPU."""
+    if jax.default_backend() == "cpu":
+        return None
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+        f = jax.jit(lambda x: x @ x)
+        f(a).block_until_ready()
+        out[dtype] = round(2 * n ** 3 / min(timed(lambda: f(a)) for _ in range(repeats)) / 1e9, 1)
+    return out
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
