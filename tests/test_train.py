@@ -133,6 +133,27 @@ def test_demo_run_writes_what_a_person_looks_at(uninterrupted):
     assert json.loads((uninterrupted / "model_spec.json").read_text())["ngf"] == 4
 
 
+def test_trained_workdir_tries_on_and_exports(uninterrupted, cache_dir, tmp_path):
+    """README's second command (try-on with the latest checkpoint), then export from the workdir."""
+    from tryon_jax import data, export
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("000001_0.jpg 001744_1.jpg\n")
+    cmd = _main(uninterrupted, "--config.job=tryon", f"--config.tryon.pairs={pairs}", "--config.tryon.batch_size=1")
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(cache_dir), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"step {STEPS} of" in proc.stdout
+    result = uninterrupted / "tryon" / "results" / "000001_0__001744_1.png"
+    from PIL import Image
+    assert Image.open(result).size == (48, 64)
+    assert export.main(["--workdir", str(uninterrupted), "--out", str(tmp_path / "export"), "--platforms=cpu"]) == 0
+    meta = json.loads((tmp_path / "export" / export.META_FILE).read_text())
+    assert meta["output_size"] == [64, 48] and meta["model_spec"]["ngf"] == 4
+    raw = data.stack([data.load_raw(str(REPO / "data" / "viton_acgpn_sample"), data.read_pairs(str(pairs))[0])],
+                     data.RAW_KEYS)
+    out = export.load(str(tmp_path / "export"))(raw, np.zeros((1, 2), np.uint32))
+    assert out["fake_image"].shape == (1, 64, 48, 3) and np.isfinite(np.asarray(out["fake_image"])).all()
+
+
 @pytest.mark.slow
 def test_kill_9_then_rerun_reaches_the_same_parameters(tmp_path, cache_dir, uninterrupted):
     workdir = tmp_path / "run"
@@ -241,3 +262,50 @@ def test_one_step_is_the_same_on_1_and_8_devices(cache_dir):
         assert r["loss_G"] < 1e-4 and r["loss_D"] < 1e-5, (name, r)
         assert max(r["grad_rel"].values()) < 2e-3 and max(r["grad_rel"][n] for n in train.DISCRIMINATORS) < 1e-5, r
         assert r["params_max"] <= 2.1 * 2e-4 and r["params_frac_differing"] < 1e-3, (name, r)
+
+
+def test_fine_tuning_starts_from_the_released_checkpoints(tmp_path):
+    from configs import viton
+    from tests.torch_writer import save_state_dict
+    from tryon_jax import convert, recipe
+    sds = recipe.acgpn_state_dicts(("U", "G1", "G2", "G", "D1"))
+    for name, sd in sds.items():
+        save_state_dict(tmp_path / f"latest_net_{name}.pth", sd, prefix=f"latest_net_{name}")
+    config = viton.get_config()
+    config.init.acgpn_checkpoints = str(tmp_path)
+    state = train.initial_state(config, ModelSpec())
+    expected = convert.acgpn_variables(sds)
+    got = state.generators()
+    for name in ("U", "G1", "G2", "G"):
+        jax.tree.map(np.testing.assert_array_equal, got[name], expected[name])
+    jax.tree.map(np.testing.assert_array_equal, state.params["D1"], expected["D1"]["params"])
+    assert int(state.opt_state["G"].count) == 0
+    config.model.ngf = 32
+    with pytest.raises(ValueError, match="faithful"):
+        train.initial_state(config, ModelSpec.from_dict(config.model))
+
+
+def test_vgg19_weights_are_named_or_the_perceptual_loss_is_off(tmp_path):
+    config = _config(vgg19_weights="")
+    assert train._vgg(config) == {}
+    config.train.vgg19_weights = str(tmp_path / "missing.pth")
+    with pytest.raises(FileNotFoundError, match="torchvision vgg19"):
+        train._vgg(config)
+
+
+def test_hd_image_generator_step_traces():
+    """configs/hd.py's model (LocalEnhancer as G, 3 discriminator scales), shrunk: the step's
+    shapes work out (traced with eval_shape, not compiled)."""
+    from configs import hd
+    config = hd.get_config()
+    config.model.update(height=64, width=48, ngf=4, ndf=4, hd_ngf=4, hd_n_blocks_global=1, hd_n_blocks_local=1)
+    spec = ModelSpec.from_dict(config.model)
+    state = train.initial_state(config, spec)
+    assert "model1_1_1" in state.params["G"] and "scale2_layer0_0" in state.params["D"]
+    from tryon_jax import data
+    pair = data.read_pairs(str(REPO / "data" / "viton_acgpn_sample" / "test_pairs_same.txt"))[0]
+    raw = data.stack([data.load_raw(str(REPO / "data" / "viton_acgpn_sample"), pair)] * 2, data.RAW_KEYS)
+    fn = train.make_train_step(config, spec, steps_per_epoch=1, global_batch=2)
+    new_state, metrics, pictures = jax.eval_shape(fn, state, raw, {})
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    assert pictures["result"].shape == (2, 64, 48, 3) and metrics["loss_G"].shape == ()

@@ -184,7 +184,7 @@ def make_train_step(config, spec: ModelSpec, steps_per_epoch: int, global_batch:
             opt_state[n] = jax.tree.map(keep, opt, state.opt_state[n])
         metrics = {k: out[k] for k in LOGGED}
         metrics.update({k: out["totals"][k] for k in LOGGED_TOTALS})
-        metrics.update({f"grad_norm/{n}": optax.global_norm(grads[n]) for n in NETWORKS})
+        metrics.update({f"grad_norm/{n}": optax.tree.norm(grads[n]) for n in NETWORKS})
         metrics["lr"] = lr
         pictures = {"person": batch["image"], "cloth": batch["color"], "warped": out["warped"],
                     "fake_c": out["fake_c"], "result": out["fake_image_replace"]}
