@@ -22,7 +22,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
-from benchmarks.common import device_matmul_gflops, numpy_matmul_gflops, peak_rss_mb, timed, xla_flops  # noqa: E402
+from benchmarks.common import device_matmul_gflops, numpy_matmul_gflops, peak_rss_mb, xla_flops  # noqa: E402
 from tryon_jax import data, train  # noqa: E402
 from tryon_jax.models.spec import ModelSpec  # noqa: E402
 
@@ -85,7 +85,8 @@ def main():
         "benchmark": "train_step", "config": args.config, "model": dict(config.model),
         "device": str(jax.devices()[0]), "device_count": jax.device_count(), "backend": jax.default_backend(),
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "numpy_matmul_gflops": round(peak, 1), "device_matmul_gflops": device_peak, "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
+        "numpy_matmul_gflops": round(peak, 1), "device_matmul_gflops": device_peak,
+        "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
         "runs": runs, "peak_rss_mb": peak_rss_mb(), "jax_version": jax.__version__,
     }, indent=1))
 

@@ -64,7 +64,8 @@ def main():
     print(json.dumps({
         "benchmark": "tryon", "dtype": args.dtype, "device": str(jax.devices()[0]), "backend": jax.default_backend(),
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "numpy_matmul_gflops": round(peak, 1), "device_matmul_gflops": device_peak, "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
+        "numpy_matmul_gflops": round(peak, 1), "device_matmul_gflops": device_peak,
+        "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
         "runs": runs, "peak_rss_mb": peak_rss_mb(),
         "jax_version": jax.__version__,
     }, indent=1))

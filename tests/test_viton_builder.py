@@ -77,7 +77,8 @@ def test_grain_loader_is_deterministic_and_sharded(built):
     assert all(len(s) == 1 for s in shards)
     # Each process holds its slice of the same global batches as a single process.
     assert sum(shards, []) == ids(3, seed=3)
-    assert [ids(2, seed=5, num_epochs=2, shard=(i, 2))[k] for k in range(2) for i in range(2)] == ids(2, seed=5, num_epochs=2)[:4]
+    halves = [ids(2, seed=5, num_epochs=2, shard=(i, 2)) for i in range(2)]
+    assert [halves[i][k] for k in range(2) for i in range(2)] == ids(2, seed=5, num_epochs=2)[:4]
 
 
 def test_batches_feed_the_device_loader(built):
