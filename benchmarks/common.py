@@ -45,3 +45,26 @@ def device_matmul_gflops(n: int = 8192, repeats: int = 5) -> dict | None:
 
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def report(benchmark: str, run_all, **fields) -> dict:
+    """Runs ``run_all()`` (a list of result dicts with ``achieved_gflops``) between two numpy
+    matmul measurements and returns the JSON report: the fractions of this machine's matmul
+    rate (and of the accelerator's own, when there is one), the machine and peak RSS."""
+    import os
+    import platform
+    before = numpy_matmul_gflops()
+    runs = run_all()
+    after = numpy_matmul_gflops()
+    peak = max(before, after)
+    device_peak = device_matmul_gflops()
+    for r in runs:
+        r["fraction_of_numpy_matmul"] = round(r["achieved_gflops"] / peak, 3)
+        if device_peak:
+            r["fraction_of_device_f32_matmul"] = round(r["achieved_gflops"] / device_peak["float32"], 3)
+    return {"benchmark": benchmark, **fields, "device": str(jax.devices()[0]), "device_count": jax.device_count(),
+            "backend": jax.default_backend(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "numpy_matmul_gflops": round(peak, 1),
+            "numpy_matmul_gflops_before_after": [round(before, 1), round(after, 1)],
+            "device_matmul_gflops": device_peak, "runs": runs, "peak_rss_mb": peak_rss_mb(),
+            "jax_version": jax.__version__}

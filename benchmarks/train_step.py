@@ -12,7 +12,6 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import sys
 import time
 
@@ -22,7 +21,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
-from benchmarks.common import device_matmul_gflops, numpy_matmul_gflops, peak_rss_mb, xla_flops  # noqa: E402
+from benchmarks.common import report, xla_flops  # noqa: E402
 from tryon_jax import data, train  # noqa: E402
 from tryon_jax.models.spec import ModelSpec  # noqa: E402
 
@@ -72,24 +71,9 @@ def main():
     parser.add_argument("--iters", type=int, default=3)
     args = parser.parse_args()
     config = importlib.import_module(f"configs.{args.config}").get_config()
-    matmul = numpy_matmul_gflops()
-    runs = [bench(config, int(b), args.iters) for b in args.batch_sizes.split(",")]
-    matmul_after = numpy_matmul_gflops()
-    peak = max(matmul, matmul_after)
-    device_peak = device_matmul_gflops()
-    for r in runs:
-        r["fraction_of_numpy_matmul"] = round(r["achieved_gflops"] / peak, 3)
-        if device_peak:
-            r["fraction_of_device_f32_matmul"] = round(r["achieved_gflops"] / device_peak["float32"], 3)
-    print(json.dumps({
-        "benchmark": "train_step", "config": args.config, "model": dict(config.model),
-        "device": str(jax.devices()[0]), "device_count": jax.device_count(), "backend": jax.default_backend(),
-        "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "numpy_matmul_gflops": round(peak, 1), "device_matmul_gflops": device_peak,
-        "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
-        "runs": runs, "peak_rss_mb": peak_rss_mb(), "jax_version": jax.__version__,
-    }, indent=1))
-
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    print(json.dumps(report("train_step", lambda: [bench(config, b, args.iters) for b in sizes],
+                            config=args.config, model=dict(config.model)), indent=1))
 
 if __name__ == "__main__":
     main()

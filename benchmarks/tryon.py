@@ -6,7 +6,6 @@ numpy float32 matmul rate measured in the same run, compile time and peak RSS. P
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -16,7 +15,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import device_matmul_gflops, numpy_matmul_gflops, peak_rss_mb, timed, xla_flops  # noqa: E402
+from benchmarks.common import report, timed, xla_flops  # noqa: E402
 from tryon_jax import data, pipeline, weights  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
@@ -51,25 +50,9 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
     dtype = None if args.dtype == "float32" else jnp.bfloat16
-    matmul = numpy_matmul_gflops()
     variables = jax.device_put(weights.recipe_variables())
-    runs = [bench(variables, int(b), args.iters, dtype) for b in args.batch_sizes.split(",")]
-    matmul_after = numpy_matmul_gflops()
-    peak = max(matmul, matmul_after)
-    device_peak = device_matmul_gflops()
-    for r in runs:
-        r["fraction_of_numpy_matmul"] = round(r["achieved_gflops"] / peak, 3)
-        if device_peak:
-            r["fraction_of_device_f32_matmul"] = round(r["achieved_gflops"] / device_peak["float32"], 3)
-    print(json.dumps({
-        "benchmark": "tryon", "dtype": args.dtype, "device": str(jax.devices()[0]), "backend": jax.default_backend(),
-        "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "numpy_matmul_gflops": round(peak, 1), "device_matmul_gflops": device_peak,
-        "numpy_matmul_gflops_before_after": [round(matmul, 1), round(matmul_after, 1)],
-        "runs": runs, "peak_rss_mb": peak_rss_mb(),
-        "jax_version": jax.__version__,
-    }, indent=1))
-
+    print(json.dumps(report("tryon", lambda: [bench(variables, int(b), args.iters, dtype)
+                                              for b in args.batch_sizes.split(",")], dtype=args.dtype), indent=1))
 
 if __name__ == "__main__":
     main()
