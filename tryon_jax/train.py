@@ -311,7 +311,7 @@ def _from_items(state: TrainState, generators: dict, rest: dict) -> TrainState:
 
 
 def _preview_grid(pictures: dict) -> np.ndarray:
-    """person | cloth | warped cloth | composed cloth | result, one row per example, enlarged
+    """person | cloth | warped cloth | U-Net cloth (fake_c) | result, one row per example, enlarged
     (nearest) to at least 256 pixels high so small demo models can be looked at."""
     pictures = jax.device_get(pictures)
     rows = [[io.to_uint8(pictures[k][i]) for k in ("person", "cloth", "warped", "fake_c", "result")]
@@ -361,7 +361,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         if done % tc.picture_every == 0 or done == run.num_steps:
             path = log.picture(done, "train", _preview_grid(pictures))
             if path:
-                bar.write(f"step {done}: {path} (person | cloth | warped | composed cloth | result)")
+                bar.write(f"step {done}: {path} (person | cloth | warped | U-Net cloth | result)")
         if evaluator and (done % config.eval_every == 0 or done == run.num_steps):
             log.scalars(done, evaluator(state))
         if done % tc.checkpoint_every == 0 or done == run.num_steps:
