@@ -28,7 +28,7 @@ setup(
     version="0.1.0",
     description="ACGPN virtual try-on (CVPR 2020) reimplemented in JAX/Flax, PyTorch-exact.",
     python_requires=">=3.11",
-    packages=find_packages(include=["tryon_jax", "tryon_jax.*", "configs", "evaluation", "evaluation.*"])
+    packages=find_packages(include=["tryon_jax", "tryon_jax.*", "configs", "evaluation", "evaluation.*", "crawler"])
     + ["tryon_datasets", "tryon_datasets.viton"],
     # datasets/ is installed as tryon_datasets so that it never shadows Hugging Face `datasets`.
     package_dir={"tryon_datasets": "datasets"},

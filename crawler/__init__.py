@@ -1,0 +1,1 @@
+"""A polite crawler for Musinsa product listings, details and photos (see crawler/client.py)."""
