@@ -28,6 +28,9 @@ def parse(argv) -> Options:
     for base in ("api", "detail", "image", "site"):
         p.add_argument(f"--{base}-base", default=getattr(d, f"{base}_base"))
     p.add_argument("--user-agent", default=d.user_agent)
+    p.add_argument("--max-bytes", type=int, default=d.max_bytes, help="response size cap")
+    p.add_argument("--timeout", type=float, default=d.timeout, help="seconds per request")
+    p.add_argument("--retries", type=int, default=d.retries, help="retries of 429/5xx/timeouts")
     p.add_argument("--no-obey-robots", action="store_true", help="only with the site's permission")
     a = p.parse_args(argv)
     if not all(c.isdigit() and len(c) in (3, 6) for c in a.category):
@@ -37,7 +40,8 @@ def parse(argv) -> Options:
     return Options(categories=a.category, out=a.out, max_items=a.max_items, gender=a.gender, sort=a.sort,
                    page_size=a.page_size, concurrency=a.concurrency, rate=a.rate, api_base=a.api_base,
                    detail_base=a.detail_base, image_base=a.image_base, site_base=a.site_base,
-                   user_agent=a.user_agent, obey_robots=not a.no_obey_robots)
+                   user_agent=a.user_agent, obey_robots=not a.no_obey_robots, max_bytes=a.max_bytes,
+                   timeout=a.timeout, retries=a.retries)
 
 
 def main(argv=None) -> int:

@@ -77,3 +77,69 @@ def test_bad_arguments(tmp_path, argv):
     with pytest.raises(SystemExit) as e:
         main(["--out", str(tmp_path), *argv])
     assert e.value.code == 2
+
+
+GOODS = [4344954, 4300505, 4322472, 4355863, 4354492, 4337189]  # first six pants of the 003 listing
+
+
+def once(response):
+    """A fault that answers ``response()`` the first time its path is asked, then lets it through."""
+    state = {"n": 0}
+
+    def fault(request, count):
+        state["n"] += 1
+        return response() if state["n"] == 1 else None
+    return fault
+
+
+def always(response):
+    return lambda request, count: response()
+
+
+def _crawl_pants(tmp_path, faults, *extra):
+    with MusinsaServer(faults=faults) as server:
+        code = main(server.args(tmp_path, "--category", "003", "--max-items", "6", "--page-size", "20",
+                                "--rate", "100", *extra))
+    failed = [json.loads(x) for x in (tmp_path / "failed.jsonl").read_text().splitlines()] \
+        if (tmp_path / "failed.jsonl").exists() else []
+    return code, server, {i["goodsNo"] for i in _items(tmp_path)}, {f["goodsNo"]: f["reason"] for f in failed}
+
+
+def _detail(n):
+    return f"/api2/goods/{n}"
+
+
+def test_transient_faults_are_retried_with_the_right_waits(tmp_path):
+    faults = {_detail(GOODS[0]): [once(lambda: web.Response(status=429, headers={"Retry-After": "1"}))],
+              _detail(GOODS[1]): [once(lambda: web.Response(status=503, headers={"Retry-After": "0"}))],
+              _detail(GOODS[2]): [once(lambda: web.Response(status=502))]}
+    code, server, items, failed = _crawl_pants(tmp_path, faults)
+    assert code == 0 and items == set(GOODS) and not failed
+    asks = [t for t, p, _ in server.log if p == _detail(GOODS[0])]
+    assert len(asks) == 2 and asks[1] - asks[0] >= 0.95  # Retry-After honoured
+
+
+def test_permanent_faults_go_to_failed_jsonl(tmp_path):
+    with MusinsaServer() as probe:
+        photo = probe.photo_path(GOODS[4])
+    truncated = '{"data": {"goodsNo": 1'
+    faults = {_detail(GOODS[0]): [always(lambda: web.Response(text=truncated, content_type="application/json"))],
+              _detail(GOODS[1]): [always(lambda: web.json_response({"data": {"goodsNo": "x"}}))],
+              _detail(GOODS[2]): [always(lambda: web.Response(status=302, headers={"Location": "http://127.0.0.2:9/x"}))],
+              _detail(GOODS[3]): [always(lambda: web.Response(status=500))],
+              photo: [always(lambda: web.Response(body=b"<html>error</html>", content_type="image/jpeg"))],
+              photo.replace("_500.jpg", "_big.jpg"): [always(lambda: web.Response(status=404))]}
+    code, server, items, failed = _crawl_pants(tmp_path, faults, "--max-bytes", "1000000", "--retries", "2")
+    assert code == 0 and items == {GOODS[5]}
+    assert "not valid JSON" in failed[GOODS[0]] and "goodsNo" in failed[GOODS[1]]
+    assert "not followed" in failed[GOODS[2]] and "HTTP 500 after" in failed[GOODS[3]]
+    assert "not a decodable image" in failed[GOODS[4]]
+    assert not any(p.startswith("http://127.0.0.2") for p in server.paths())
+
+
+def test_rate_is_never_exceeded(tmp_path):
+    with MusinsaServer() as server:
+        assert main(server.args(tmp_path, "--category", "003", "--max-items", "4", "--rate", "20",
+                                "--concurrency", "4")) == 0
+    starts = sorted(t for t, _, _ in server.log)
+    assert len(starts) >= 10 and min(b - a for a, b in zip(starts, starts[1:])) >= 0.05 - 0.005
