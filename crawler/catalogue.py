@@ -27,13 +27,18 @@ def _need(obj, key, kind, url, where):
     return value
 
 
-def parse_listing(body: bytes, url: str) -> tuple[list[dict], bool]:
-    """(entries, has_next) of one listing page; entries keep goodsNo and the listing fields."""
+def _data(body: bytes, url: str) -> dict:
+    """The ``data`` object of a {data, meta} envelope; an API error (meta.result != SUCCESS) raises."""
     payload = _json(body, url)
     meta = payload.get("meta") if isinstance(payload, dict) else None
     if isinstance(meta, dict) and meta.get("result") not in (None, "SUCCESS"):
         raise SchemaError(f"{url}: API error {meta.get('errorCode')!r}: {meta.get('message')!r}")
-    data = _need(payload, "data", dict, url, "")
+    return _need(payload, "data", dict, url, "")
+
+
+def parse_listing(body: bytes, url: str) -> tuple[list[dict], bool]:
+    """(entries, has_next) of one listing page; entries keep goodsNo and the listing fields."""
+    data = _data(body, url)
     entries = _need(data, "list", list, url, "data.")
     out = []
     for i, entry in enumerate(entries):
@@ -49,11 +54,7 @@ def parse_listing(body: bytes, url: str) -> tuple[list[dict], bool]:
 
 def parse_detail(body: bytes, url: str) -> dict:
     """The fields kept per item, plus ``image_paths`` (main photo first, relative paths)."""
-    payload = _json(body, url)
-    meta = payload.get("meta") if isinstance(payload, dict) else None
-    if isinstance(meta, dict) and meta.get("result") not in (None, "SUCCESS"):
-        raise SchemaError(f"{url}: API error {meta.get('errorCode')!r}: {meta.get('message')!r}")
-    data = _need(payload, "data", dict, url, "")
+    data = _data(body, url)
     goods_no = _need(data, "goodsNo", int, url, "data.")
     thumb = _need(data, "thumbnailImageUrl", str, url, "data.")
     extra = data.get("goodsImages") or []
