@@ -61,13 +61,16 @@ class RateLimiter:
         self._clock, self._sleep = clock, sleep
 
     async def wait(self, host: str) -> float:
-        """Reserves the host's next slot and sleeps until it; returns the wait."""
-        now = self._clock()
-        start = max(now, self._next.get(host, now))
-        self._next[host] = start + self.interval
-        if start > now:
+        """Sleeps until the host's next start time and claims it at the moment it runs (a task
+        that wakes late re-checks, so late wake-ups never bunch into a burst); returns the wait."""
+        first = self._clock()
+        while True:
+            now = self._clock()
+            start = self._next.get(host, now)
+            if start <= now:
+                self._next[host] = now + self.interval
+                return now - first
             await self._sleep(start - now)
-        return start - now
 
 
 class Client:

@@ -129,7 +129,7 @@ class Crawl:
             if status != 200:
                 last = FetchError(f"{url}: HTTP {status}")
                 continue
-            width, height = verify_image(body, url)
+            width, height = await asyncio.to_thread(verify_image, body, url)  # decoding off the event loop
             name = f"{index:02d}_{candidate.rsplit('/', 1)[-1]}"
             file = self.store.write_image(goods_no, name, body)
             self.counts["images"] += 1

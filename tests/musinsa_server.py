@@ -23,8 +23,11 @@ def _load(path):
 
 
 class MusinsaServer:
-    def __init__(self, robots: str = ALLOW_ALL, faults: dict | None = None):
+    def __init__(self, robots: str = ALLOW_ALL, faults: dict | None = None, synthetic_total: int = 0):
+        """``synthetic_total`` > 0: listings of any category are generated (that many goods per
+        category, numbered from 5_000_000) instead of the fixture pages (benchmarks)."""
         self.robots, self.faults, self.log = robots, faults or {}, []
+        self.synthetic_total = synthetic_total
         self.count = 0
         goods_map = _load("images/goods_map.json")
         self.photos = {g["goodsNo"]: g for g in goods_map}
@@ -39,7 +42,20 @@ class MusinsaServer:
     # --- content -------------------------------------------------------------------------
     def listing(self, request):
         key = (request.query.get("category", "")[:3], int(request.query.get("page", "1")))
+        if self.synthetic_total:
+            return web.json_response(self.synthetic_page(key, int(request.query.get("size", "60"))))
         return web.json_response(self.pages.get(key, self.empty))
+
+    def synthetic_page(self, key, size: int) -> dict:
+        category, page = key
+        first = 5_000_000 + int(category) * 100_000 + (page - 1) * size
+        count = max(0, min(size, self.synthetic_total - (page - 1) * size))
+        template = self.pages[("001", 1)]["data"]["list"][0]
+        entries = [{**template, "goodsNo": first + i, "goodsName": f"Synthetic good {first + i}"} for i in range(count)]
+        pages = -(-self.synthetic_total // size)
+        return {"data": {"list": entries, "pagination": {"page": page, "size": size, "totalCount": self.synthetic_total,
+                                                         "totalPages": pages, "hasNext": page < pages}},
+                "meta": {"result": "SUCCESS"}}
 
     def photo_path(self, goods_no: int) -> str:
         known = self.photos.get(goods_no)
