@@ -143,3 +143,23 @@ def test_rate_is_never_exceeded(tmp_path):
                                 "--concurrency", "4")) == 0
     starts = sorted(t for t, _, _ in server.log)
     assert len(starts) >= 10 and min(b - a for a, b in zip(starts, starts[1:])) >= 0.05 - 0.005
+
+
+def test_tfds_builder_reads_a_crawl(tmp_path):
+    import tensorflow_datasets as tfds
+    from tryon_datasets.musinsa import Musinsa
+    crawl = tmp_path / "crawl"
+    with MusinsaServer() as server:
+        assert main(server.args(crawl, "--category", "001", "--category", "003", "--max-items", "5", *FAST)) == 0
+    builder = Musinsa(data_dir=str(tmp_path / "tfds"), file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(crawl)))
+    source = tfds.data_source("musinsa", split="train", data_dir=str(tmp_path / "tfds"))
+    examples = [source[i] for i in range(len(source))]
+    assert len(examples) == 10 and builder.info.metadata["skipped"]["count"] == 0
+    items = {i["goodsNo"]: i for i in _items(crawl)}
+    for ex in examples:
+        item = items[int(ex["goods_no"])]
+        assert ex["cloth"].shape == (256, 192, 3) and ex["cloth_mask"].shape == (256, 192, 1)
+        assert 0.1 < (ex["cloth_mask"] > 0).mean() < 0.9
+        assert ex["image_sha256"].decode() == item["images"][0]["sha256"]
+        assert builder.info.features["category"].int2str(ex["category"]) == item["category"]
