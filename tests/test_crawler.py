@@ -2,6 +2,7 @@
 a full crawl (dedupe, large images with fallback, verified photos), and resume after a stop."""
 import hashlib
 import json
+import os
 
 import pytest
 from aiohttp import web
@@ -163,3 +164,13 @@ def test_tfds_builder_reads_a_crawl(tmp_path):
         assert 0.1 < (ex["cloth_mask"] > 0).mean() < 0.9
         assert ex["image_sha256"].decode() == item["images"][0]["sha256"]
         assert builder.info.features["category"].int2str(ex["category"]) == item["category"]
+    # configs/musinsa.py: VITON persons x the crawled tops through the try-on job.
+    from configs import musinsa
+    from tryon_jax import jobs
+    config = musinsa.get_config()
+    config.tryon.update(musinsa_data_dir=str(tmp_path / "tfds"), musinsa_limit=2, musinsa_persons=1,
+                        recipe_weights=True, batch_size=2)
+    written = jobs.tryon_job(config, str(tmp_path / "run"))
+    chosen = jobs.musinsa_cloths(str(tmp_path / "tfds"), "top", 2)
+    assert len(chosen) == 2 and all(items[int(n[8:-4])]["category"] == "top" for n in chosen)
+    assert sorted(os.path.basename(p) for p in written) == sorted(f"000001_0__{n[:-4]}.png" for n in chosen)

@@ -101,20 +101,24 @@ def check_label(label: np.ndarray, path: str) -> np.ndarray:
     return label
 
 
-def load_raw(root: str, pair: Pair, split: str = "test") -> dict[str, np.ndarray]:
+def load_raw(root: str, pair: Pair, split: str = "test", cloth: dict | None = None) -> dict[str, np.ndarray]:
     """Decode one pair from a folder in ACGPN layout ({split}_img, {split}_label, {split}_edge,
     {split}_color, {split}_pose): uint8 images, the integer pose boxes and the keypoints.
-    The loader's per-pixel work happens on device (loader_ops.prepare)."""
+    ``cloth``: {"color": (H, W, 3), "edge": (H, W, 1)} uint8 from elsewhere (e.g. the Musinsa
+    dataset) instead of the folder's. The loader's per-pixel work happens on device."""
     stem = os.path.splitext(pair.person)[0]
     cloth_stem = os.path.splitext(pair.cloth)[0]
     label_path = _find(root, f"{split}_label", stem, (".png",))
     label = check_label(np.asarray(open_image(label_path, "L")), label_path)
     keypoints = read_pose(os.path.join(root, f"{split}_pose", f"{stem}_keypoints.json"))
+    if cloth is None:
+        cloth = {"edge": np.asarray(open_image(_find(root, f"{split}_edge", cloth_stem), "L"))[..., None],
+                 "color": np.asarray(open_image(_find(root, f"{split}_color", cloth_stem), "RGB"))}
     return {
         "label": label[..., None],
         "image": np.asarray(open_image(_find(root, f"{split}_img", stem), "RGB")),
-        "edge": np.asarray(open_image(_find(root, f"{split}_edge", cloth_stem), "L"))[..., None],
-        "color": np.asarray(open_image(_find(root, f"{split}_color", cloth_stem), "RGB")),
+        "edge": cloth["edge"],
+        "color": cloth["color"],
         "pose_boxes": loader_ops.pose_boxes(keypoints),
         "pose_keypoints": keypoints.astype(np.float32),
     }

@@ -19,6 +19,11 @@ def tryon_job(config, workdir: str) -> list[str]:
     named in config.tryon, else the latest checkpoint of WORKDIR."""
     tc = config.tryon
     pairs = data.read_pairs(tc.pairs or os.path.join(tc.data_dir, f"{tc.split}_pairs.txt"))
+    cloths = None
+    if tc.get("musinsa_data_dir"):
+        cloths = musinsa_cloths(tc.musinsa_data_dir, tc.musinsa_category, tc.musinsa_limit)
+        persons = list(dict.fromkeys(p.person for p in pairs))[: tc.musinsa_persons or None]
+        pairs = [data.Pair(person, name) for person in persons for name in cloths]
     named = bool(tc.acgpn_checkpoints or tc.params or tc.recipe_weights)
     if not named and not checkpoint.steps(workdir):
         raise FileNotFoundError(
@@ -30,10 +35,37 @@ def tryon_job(config, workdir: str) -> list[str]:
                                                       tc.recipe_weights, None if named else workdir)
     logging.info("weights: %s; %d pairs", source, len(pairs))
     out = os.path.join(workdir, "tryon")
-    written = tryon.run(variables, tc.data_dir, pairs, out, tc.batch_size, config.seed, tc.split, spec=spec)
+    written = tryon.run(variables, tc.data_dir, pairs, out, tc.batch_size, config.seed, tc.split, spec=spec,
+                        cloths=cloths)
     print(f"weights: {source}; wrote {len(written)} try-on images to {out}/results and strips "
           f"(person | cloth | warped | result) to {out}/strips")
     return written
+
+
+def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0) -> dict:
+    """{"musinsa_<goodsNo>.png": {"color", "edge"}} of the Musinsa TFDS dataset's garments of
+    ``category`` (decoded uint8, 256x192, VITON framing)."""
+    import io
+
+    import numpy as np
+    import tensorflow_datasets as tfds
+    from PIL import Image
+    from tryon_datasets.musinsa.musinsa import CATEGORIES
+    decoders = {"cloth": tfds.decode.SkipDecoding(), "cloth_mask": tfds.decode.SkipDecoding()}
+    source = tfds.data_source("musinsa", split="train", data_dir=data_dir, decoders=decoders)
+    out = {}
+    for i in range(len(source)):
+        ex = source[i]
+        if CATEGORIES[ex["category"]] != category:
+            continue
+        decode = lambda b, mode: np.asarray(Image.open(io.BytesIO(b)).convert(mode))  # noqa: E731
+        out[f"musinsa_{int(ex['goods_no'])}.png"] = {"color": decode(ex["cloth"], "RGB"),
+                                                     "edge": decode(ex["cloth_mask"], "L")[..., None]}
+        if limit and len(out) >= limit:
+            break
+    if not out:
+        raise ValueError(f"{data_dir}: the musinsa dataset has no {category!r} garments")
+    return out
 
 
 JOBS = {"train": train_job, "tryon": tryon_job}

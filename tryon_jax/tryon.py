@@ -34,10 +34,12 @@ def pair_name(pair: data.Pair) -> str:
 
 
 def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, batch_size: int = 8,
-        seed: int = 0, split: str = "test", progress: bool = True, spec: ModelSpec = ModelSpec()) -> list[str]:
+        seed: int = 0, split: str = "test", progress: bool = True, spec: ModelSpec = ModelSpec(),
+        cloths: dict | None = None) -> list[str]:
     """Try every pair on; returns the result paths. Pair i's noise comes from fold_in(seed, i),
     so results do not depend on the batch size. The last batch is padded (one compilation).
-    Images come out at the model's resolution (``spec``)."""
+    Images come out at the model's resolution (``spec``). ``cloths`` maps cloth names of the
+    pairs to {"color", "edge"} arrays that replace the folder's (see data.load_raw)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     base = jax.random.key(seed)
@@ -46,7 +48,8 @@ def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, b
             tqdm(total=len(pairs), desc="try-on", unit="pair", disable=not progress) as bar:
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
-            examples = list(pool.map(lambda p: data.load_raw(data_root, p, split), chunk))
+            examples = list(pool.map(lambda p: data.load_raw(data_root, p, split, (cloths or {}).get(p.cloth)),
+                                     chunk))
             examples += [examples[-1]] * (batch_size - len(examples))
             raw = data.stack(examples, data.RAW_KEYS)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + batch_size))
