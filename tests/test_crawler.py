@@ -1,13 +1,17 @@
 """The crawler end to end against the local imitation server: robots.txt refusal by default,
 a full crawl (dedupe, large images with fallback, verified photos), and resume after a stop."""
+import asyncio
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from aiohttp import web
 
 from crawler.__main__ import main
+from tests.conftest import REPO
 from tests.musinsa_server import FIXTURES, MusinsaServer
 
 ROBOTS_WWW = (FIXTURES / "robots" / "www_musinsa_as_reported_2025-10-24.txt").read_text()
@@ -113,11 +117,13 @@ def _detail(n):
 def test_transient_faults_are_retried_with_the_right_waits(tmp_path):
     faults = {_detail(GOODS[0]): [once(lambda: web.Response(status=429, headers={"Retry-After": "1"}))],
               _detail(GOODS[1]): [once(lambda: web.Response(status=503, headers={"Retry-After": "0"}))],
-              _detail(GOODS[2]): [once(lambda: web.Response(status=502))]}
-    code, server, items, failed = _crawl_pants(tmp_path, faults)
+              _detail(GOODS[2]): [once(lambda: web.Response(status=502))],
+              _detail(GOODS[3]): [once(lambda: asyncio.sleep(2.0, result=web.Response(text="late")))]}
+    code, server, items, failed = _crawl_pants(tmp_path, faults, "--timeout", "0.5")
     assert code == 0 and items == set(GOODS) and not failed
     asks = [t for t, p, _ in server.log if p == _detail(GOODS[0])]
     assert len(asks) == 2 and asks[1] - asks[0] >= 0.95  # Retry-After honoured
+    assert server.paths().count(_detail(GOODS[3])) == 2  # the slow answer timed out, the retry got it
 
 
 def test_permanent_faults_go_to_failed_jsonl(tmp_path):
@@ -152,8 +158,12 @@ def test_tfds_builder_reads_a_crawl(tmp_path):
     crawl = tmp_path / "crawl"
     with MusinsaServer() as server:
         assert main(server.args(crawl, "--category", "001", "--category", "003", "--max-items", "5", *FAST)) == 0
-    builder = Musinsa(data_dir=str(tmp_path / "tfds"), file_format="array_record")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(crawl)))
+    build = subprocess.run([sys.executable, "-m", "tryon_datasets.tfds_cli", "build", "datasets/musinsa",
+                            f"--manual_dir={crawl}", f"--data_dir={tmp_path / 'tfds'}", "--file_format=array_record"],
+                           cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    builder = Musinsa(data_dir=str(tmp_path / "tfds"))
     source = tfds.data_source("musinsa", split="train", data_dir=str(tmp_path / "tfds"))
     examples = [source[i] for i in range(len(source))]
     assert len(examples) == 10 and builder.info.metadata["skipped"]["count"] == 0

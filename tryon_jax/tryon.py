@@ -77,12 +77,22 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test", help="folder prefix in DATA (test or train)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--musinsa-data-dir", help="TFDS data_dir of the musinsa dataset: try its garments on "
+                        "the persons of --pairs instead of the listed cloths")
+    parser.add_argument("--musinsa-category", default="top", choices=["top", "bottom"])
+    parser.add_argument("--musinsa-limit", type=int, default=8, help="garments (0: all)")
     args = parser.parse_args(argv)
     try:
         pairs = data.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
+        cloths = None
+        if args.musinsa_data_dir:
+            from tryon_jax.jobs import musinsa_cloths
+            cloths = musinsa_cloths(args.musinsa_data_dir, args.musinsa_category, args.musinsa_limit)
+            pairs = [data.Pair(p, c) for p in dict.fromkeys(p.person for p in pairs) for c in cloths]
         variables, source, spec = weights.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
-        written = run(variables, args.data, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec)
+        written = run(variables, args.data, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec,
+                      cloths=cloths)
     except (data.DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,8 @@ white) with its binary cloth mask (ACGPN's ``edge``), computed with crawler.clot
 Items whose photo shows no garment on a plain background are skipped and counted in the
 dataset metadata::
 
-    python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA
+    python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA \\
+        --file_format=array_record
 """
 import hashlib
 import io
