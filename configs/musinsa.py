@@ -2,8 +2,7 @@
 default) x the tops of the Musinsa TFDS dataset built from a crawl.
 
     python -m crawler --category 001 --out CRAWL --max-items 50 [...]
-    python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA \\
-        --file_format=array_record
+    python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA
     python main.py --config=configs/musinsa.py --workdir=RUN --config.tryon.musinsa_data_dir=DATA \\
         --config.tryon.acgpn_checkpoints=PATH/label2city   # or a trained --workdir
 """

@@ -7,9 +7,11 @@ This entry point runs the very same ``build`` command (TFDS's own arguments and 
     python -m tryon_datasets.tfds_cli build datasets/viton --config=acgpn \\
         --manual_dir=PATH --data_dir=DATA
 
-(with TensorFlow installed, ``tfds build ...`` with the same arguments does the same).
+(with TensorFlow installed, ``tfds build ...`` with the same arguments does the same). The file
+format defaults to array_record here (TFDS's tfrecord default needs TensorFlow).
 """
 import dataclasses
+import sys
 
 import simple_parsing
 from absl import app
@@ -27,6 +29,8 @@ class Args(cli_utils.Args):
 
 
 def main() -> None:
+    if not any(a.startswith("--file_format") for a in sys.argv):
+        sys.argv.append("--file_format=array_record")  # TFDS's default, tfrecord, needs TensorFlow
     app.run(lambda args: args.execute(), flags_parser=cli_utils.make_flags_parser(Args, description=__doc__))
 
 

@@ -159,7 +159,7 @@ def test_tfds_builder_reads_a_crawl(tmp_path):
     with MusinsaServer() as server:
         assert main(server.args(crawl, "--category", "001", "--category", "003", "--max-items", "5", *FAST)) == 0
     build = subprocess.run([sys.executable, "-m", "tryon_datasets.tfds_cli", "build", "datasets/musinsa",
-                            f"--manual_dir={crawl}", f"--data_dir={tmp_path / 'tfds'}", "--file_format=array_record"],
+                            f"--manual_dir={crawl}", f"--data_dir={tmp_path / 'tfds'}"],
                            cwd=REPO,
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]

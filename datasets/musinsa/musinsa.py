@@ -6,8 +6,7 @@ white) with its binary cloth mask (ACGPN's ``edge``), computed with crawler.clot
 Items whose photo shows no garment on a plain background are skipped and counted in the
 dataset metadata::
 
-    python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA \\
-        --file_format=array_record
+    python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA
 """
 import hashlib
 import io
