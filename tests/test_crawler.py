@@ -31,6 +31,13 @@ def test_refuses_by_default_when_robots_disallow(tmp_path, capsys):
     assert server.paths() == ["/robots.txt"]
 
 
+def test_no_obey_robots_is_loud(tmp_path, caplog):
+    with MusinsaServer(robots=ROBOTS_WWW) as server:
+        code = main(server.args(tmp_path, "--category", "003", "--max-items", "2", "--no-obey-robots", *FAST))
+    assert code == 0 and "/robots.txt" not in server.paths()
+    assert any("robots.txt is IGNORED" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
 def test_full_crawl_dedupes_verifies_and_prefers_large_images(tmp_path):
     with MusinsaServer() as server:
         code = main(server.args(tmp_path, "--category", "001", "--category", "003", "--max-items", "30",
@@ -65,7 +72,7 @@ def test_resume_after_a_challenge_ends_like_an_uninterrupted_crawl(tmp_path):
     with MusinsaServer(faults={"*": [challenge]}) as server:
         assert main(server.args(tmp_path / "part", *args)) == 3
         stopped_at = len(server.log)
-    assert stopped_at <= 41 + 4  # nothing after the challenge but requests already in flight
+    assert stopped_at <= 41 + 3  # after the challenge only what was already in flight (concurrency 4)
     done = {i["goodsNo"] for i in _items(tmp_path / "part")}
     assert 0 < len(done) < 25
     with MusinsaServer() as server:
