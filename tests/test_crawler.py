@@ -91,7 +91,7 @@ def test_bad_arguments(tmp_path, argv):
     assert e.value.code == 2
 
 
-GOODS = [4344954, 4300505, 4322472, 4355863, 4354492, 4337189]  # first six pants of the 003 listing
+GOODS = [4344954, 4300505, 4322472, 4355863, 4354492, 4337189, 4300867]  # first pants of the 003 listing
 
 
 def once(response):
@@ -110,7 +110,7 @@ def always(response):
 
 def _crawl_pants(tmp_path, faults, *extra):
     with MusinsaServer(faults=faults) as server:
-        code = main(server.args(tmp_path, "--category", "003", "--max-items", "6", "--page-size", "20",
+        code = main(server.args(tmp_path, "--category", "003", "--max-items", "7", "--page-size", "20",
                                 "--rate", "100", *extra))
     failed = [json.loads(x) for x in (tmp_path / "failed.jsonl").read_text().splitlines()] \
         if (tmp_path / "failed.jsonl").exists() else []
@@ -142,12 +142,13 @@ def test_permanent_faults_go_to_failed_jsonl(tmp_path):
               _detail(GOODS[2]): [always(lambda: web.Response(status=302, headers={"Location": "http://127.0.0.2:9/x"}))],
               _detail(GOODS[3]): [always(lambda: web.Response(status=500))],
               photo: [always(lambda: web.Response(body=b"<html>error</html>", content_type="image/jpeg"))],
-              photo.replace("_500.jpg", "_big.jpg"): [always(lambda: web.Response(status=404))]}
+              photo.replace("_500.jpg", "_big.jpg"): [always(lambda: web.Response(status=404))],
+              _detail(GOODS[6]): [always(lambda: web.Response(body=b" " * 2_000_000, content_type="application/json"))]}
     code, server, items, failed = _crawl_pants(tmp_path, faults, "--max-bytes", "1000000", "--retries", "2")
     assert code == 0 and items == {GOODS[5]}
     assert "not valid JSON" in failed[GOODS[0]] and "goodsNo" in failed[GOODS[1]]
     assert "not followed" in failed[GOODS[2]] and "HTTP 500 after" in failed[GOODS[3]]
-    assert "not a decodable image" in failed[GOODS[4]]
+    assert "not a decodable image" in failed[GOODS[4]] and "1000000-byte cap" in failed[GOODS[6]]
     assert not any(p.startswith("http://127.0.0.2") for p in server.paths())
 
 
