@@ -53,12 +53,14 @@ def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0) -> dict
     from tryon_datasets.musinsa.musinsa import CATEGORIES
     decoders = {"cloth": tfds.decode.SkipDecoding(), "cloth_mask": tfds.decode.SkipDecoding()}
     source = tfds.data_source("musinsa", split="train", data_dir=data_dir, decoders=decoders)
+    def decode(encoded: bytes, mode: str) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(encoded)).convert(mode))
+
     out = {}
     for i in range(len(source)):
         ex = source[i]
         if CATEGORIES[ex["category"]] != category:
             continue
-        decode = lambda b, mode: np.asarray(Image.open(io.BytesIO(b)).convert(mode))  # noqa: E731
         out[f"musinsa_{int(ex['goods_no'])}.png"] = {"color": decode(ex["cloth"], "RGB"),
                                                      "edge": decode(ex["cloth_mask"], "L")[..., None]}
         if limit and len(out) >= limit:

@@ -228,7 +228,6 @@ class Run:
     """Everything a training run holds besides the state."""
     mesh: Mesh
     step_fn: object
-    state_sharding: object
     constants: dict
     loader: object
     steps_per_epoch: int
@@ -295,7 +294,7 @@ def setup(config, workdir: str) -> tuple[Run, TrainState]:
     step_fn = jax.jit(fn, in_shardings=(shardings, batch_sh, repl), out_shardings=(shardings, repl, repl),
                       donate_argnums=(0,))
     checkpoint.write_spec(workdir, spec)
-    return Run(mesh, step_fn, shardings, constants, loader, steps_per_epoch, num_steps), state
+    return Run(mesh, step_fn, constants, loader, steps_per_epoch, num_steps), state
 
 
 def _state_items(state: TrainState) -> tuple[dict, dict]:
