@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "ml-dtypes==0.6.0",
     "flatbuffers==25.12.19",
     "importlib-resources==7.1.0",
+    "ai-edge-litert==2.3.0",
 ]
 
 setup(
@@ -32,7 +33,8 @@ setup(
     + ["tryon_datasets", "tryon_datasets.viton", "tryon_datasets.musinsa"],
     # datasets/ is installed as tryon_datasets so that it never shadows Hugging Face `datasets`.
     package_dir={"tryon_datasets": "datasets"},
-    package_data={"tryon_datasets.viton": ["difficulty/*.txt", "difficulty/*.npz", "dummy_data/**/*"]},
+    package_data={"tryon_datasets.viton": ["difficulty/*.txt", "difficulty/*.npz", "dummy_data/**/*"],
+                  "tryon_jax.preprocess": ["blazepose/*", "weights/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0"]},
 )

@@ -1,4 +1,4 @@
-"""Jobs that main.py runs from a config: ``train`` and ``tryon``."""
+"""Jobs that main.py runs from a config: ``train``, ``tryon`` and ``parser``."""
 import os
 
 from absl import logging
@@ -12,6 +12,13 @@ def train_job(config, workdir: str) -> None:
     state = train.train_and_evaluate(config, workdir)
     print(f"trained to step {int(state.step)}; checkpoints in {checkpoint.checkpoint_dir(workdir)}, metrics in "
           f"{os.path.join(workdir, 'metrics.jsonl')}, pictures in {os.path.join(workdir, 'samples')}")
+
+
+def parser_job(config, workdir: str) -> None:
+    """Trains (or resumes) the human parser into WORKDIR (configs/parser.py)."""
+    from tryon_jax import parser_train
+    state = parser_train.train_and_evaluate(config, workdir)
+    print(f"parser trained to step {int(state.step)}; weights {os.path.join(workdir, 'parser.npz')}")
 
 
 def tryon_job(config, workdir: str) -> list[str]:
@@ -70,4 +77,4 @@ def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0) -> dict
     return out
 
 
-JOBS = {"train": train_job, "tryon": tryon_job}
+JOBS = {"train": train_job, "tryon": tryon_job, "parser": parser_job}

@@ -1,0 +1,51 @@
+"""The human parser (ACGPN's 14 labels + OpenPose-18 heatmaps) trained on VITON in CP-VTON
+layout (the LIP parses are mapped to ACGPN's labels by the builder). Research use only: VITON's
+images may be used for non-commercial research (see data/viton_acgpn_sample/PROVENANCE.md).
+
+    python main.py --config=configs/parser.py --workdir=runs/parser \\
+        --config.data.manual_dir=PATH/VITON_CPVTON   # train/{image,image-parse,cloth,cloth-mask,pose}, pairs
+
+The run writes WORKDIR/parser.npz (float16) at every checkpoint; the committed weights
+tryon_jax/preprocess/weights/parser.npz are that file.
+"""
+import ml_collections
+
+
+def get_config():
+    config = ml_collections.ConfigDict()
+    config.job = "parser"
+    config.seed = 0
+    config.batch_size = 16
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "viton/cpvton"
+    config.data.split = "train"
+    config.data.manual_dir = ""
+    config.data.tfds_data_dir = ""  # default: WORKDIR/tfds
+    config.data.worker_count = 0
+    config.data.height, config.data.width = 256, 192
+
+    p = config.parser = ml_collections.ConfigDict()
+    p.widths = (16, 32, 64, 96, 128)
+    p.num_epochs = 4
+    p.num_steps = 0  # > 0 overrides num_epochs
+    p.lr = 2e-3
+    p.warmup_steps = 200
+    p.final_lr_fraction = 0.02
+    p.weight_decay = 1e-4
+    p.clip_norm = 1.0
+    p.dice_weight = 0.5
+    p.heatmap_weight = 100.0
+    p.heatmap_sigma = 1.5  # in heatmap pixels (1/4 resolution)
+    p.p_clutter = 0.7
+    p.weight_examples = 2000  # labels counted for the class weights
+    p.weight_power = 0.5
+    p.weight_clip = (0.2, 10.0)
+    p.eval_split = "test"
+    p.eval_examples = 128
+    p.eval_every = 500
+    p.log_every = 20
+    p.picture_every = 250
+    p.checkpoint_every = 250
+    p.keep_checkpoints = 2
+    return config

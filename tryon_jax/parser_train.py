@@ -1,0 +1,295 @@
+"""Training of the human parser (models/parser.py) on VITON: one jitted step over the device
+mesh (data parallel), augmentation on device, orbax checkpoints with resume, metrics and
+pictures like the try-on training, and the fp16 weights file that preprocess/parser.py loads.
+
+Losses: class-weighted cross-entropy (weights (median frequency / frequency)^power, clipped,
+from the training labels) + soft Dice over the classes (both aim at the rare classes: dress,
+legs, shoes) + MSE on OpenPose-18 Gaussian heatmaps at 1/4 resolution.
+"""
+import json
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm import tqdm
+
+from evaluation import parsing
+from tryon_jax import checkpoint, io, parser_augment, train, train_data
+from tryon_jax.metrics_log import MetricsLog
+from tryon_jax.models.parser import NUM_LABELS, Parser
+
+HEATMAP_STRIDE = 4
+
+
+@struct.dataclass
+class ParserState:
+    step: jax.Array
+    params: dict
+    opt_state: optax.OptState
+
+
+def heatmap_targets(keypoints, height: int, width: int, sigma: float):
+    """(B, H/4, W/4, 18) Gaussians at the keypoints present (pixel coordinates of the full frame)."""
+    hh, ww = height // HEATMAP_STRIDE, width // HEATMAP_STRIDE
+    y = (jnp.arange(hh) + 0.5) * HEATMAP_STRIDE - 0.5
+    x = (jnp.arange(ww) + 0.5) * HEATMAP_STRIDE - 0.5
+    kx, ky, present = keypoints[..., 0], keypoints[..., 1], keypoints[..., 2] > 0
+    d2 = ((y[None, :, None, None] - ky[:, None, None, :]) ** 2 + (x[None, None, :, None] - kx[:, None, None, :]) ** 2)
+    s = sigma * HEATMAP_STRIDE
+    return jnp.exp(-d2 / (2 * s * s)) * present[:, None, None, :]
+
+
+def keypoints_from_heatmaps(heatmaps, threshold: float = 0.3):
+    """(B, h, w, 18) heatmaps -> (B, 18, 3) pixel keypoints (x, y, peak) of the full frame;
+    the peak position is refined by the heatmap-weighted mean of its 3x3 neighbourhood;
+    peaks below ``threshold`` are missing (0, 0, 0), OpenPose's convention."""
+    b, h, w, k = heatmaps.shape
+    flat = heatmaps.reshape(b, h * w, k)
+    idx = jnp.argmax(flat, axis=1)
+    peak = jnp.max(flat, axis=1)
+    py, px = idx // w, idx % w
+    pad = jnp.pad(heatmaps, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    offsets = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+
+    def around(dy, dx):
+        return jnp.take_along_axis(pad.reshape(b, (h + 2) * (w + 2), k),
+                                   ((py + 1 + dy) * (w + 2) + px + 1 + dx)[:, None, :], axis=1)[:, 0]
+
+    vals = jnp.stack([jnp.maximum(around(dy, dx), 0) for dy, dx in offsets.tolist()], 0)
+    total = vals.sum(0) + 1e-6
+    fy = py + jnp.einsum("n,nbk->bk", offsets[:, 0].astype(jnp.float32), vals) / total
+    fx = px + jnp.einsum("n,nbk->bk", offsets[:, 1].astype(jnp.float32), vals) / total
+    x = (fx + 0.5) * HEATMAP_STRIDE - 0.5
+    y = (fy + 0.5) * HEATMAP_STRIDE - 0.5
+    found = peak >= threshold
+    return jnp.where(found[..., None], jnp.stack([x, y, peak], -1), 0.0)
+
+
+def losses(outputs, label, keypoints, class_weights, pc):
+    logits = outputs["label_logits"]
+    onehot = jax.nn.one_hot(label, NUM_LABELS)
+    w = class_weights[label]
+    ce = jnp.sum(w * optax.softmax_cross_entropy(logits, onehot)) / jnp.sum(w)
+    prob = jax.nn.softmax(logits)
+    inter = jnp.sum(prob * onehot, axis=(0, 1, 2))
+    sizes = jnp.sum(prob, axis=(0, 1, 2)) + jnp.sum(onehot, axis=(0, 1, 2))
+    present = jnp.sum(onehot, axis=(0, 1, 2)) > 0
+    dice = 1 - jnp.sum(jnp.where(present, 2 * inter / (sizes + 1.0), 0)) / jnp.maximum(jnp.sum(present), 1)
+    h, w_ = label.shape[1:3]
+    target = heatmap_targets(keypoints, h, w_, pc.heatmap_sigma)
+    pose = jnp.mean((outputs["heatmaps"] - target) ** 2)
+    total = ce + pc.dice_weight * dice + pc.heatmap_weight * pose
+    return total, {"loss": total, "ce": ce, "dice": dice, "heatmap_mse": pose}
+
+
+def make_step(config, model: Parser, schedule):
+    pc = config.parser
+    tx = optax.chain(optax.clip_by_global_norm(pc.clip_norm), optax.adamw(schedule, weight_decay=pc.weight_decay))
+
+    def step_fn(state: ParserState, raw: dict, class_weights):
+        key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+        keys = train_data.example_keys(key, raw["image"].shape[0])
+        image = raw["image"].astype(jnp.float32) / 255
+        source = jnp.roll(raw["color"].astype(jnp.float32) / 255, 1, axis=0)  # another example's cloth
+        image, label, keypoints = jax.vmap(parser_augment.augment, in_axes=(0, 0, 0, 0, 0, None))(
+            keys, image, raw["label"][..., 0].astype(jnp.int32), raw["pose_keypoints"], source, pc.p_clutter)
+
+        def loss_fn(params):
+            outputs = model.apply({"params": params}, image * 2 - 1)
+            total, metrics = losses(outputs, label, keypoints, class_weights, pc)
+            return total, (metrics, jnp.argmax(outputs["label_logits"][:4], -1))
+
+        (_, (metrics, pred)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {**metrics, "grad_norm": optax.tree.norm(grads), "lr": schedule(state.step)}
+        preview = {"image": image[:4], "label": label[:4], "pred": pred}
+        return ParserState(state.step + 1, params, opt_state), metrics, preview
+
+    return step_fn, tx
+
+
+def class_weights(source, count: int, power: float, clip: tuple[float, float]) -> np.ndarray:
+    """(median frequency / frequency) ** power over the labels of the first ``count`` examples
+    (classes never seen get the largest weight), clipped to ``clip``."""
+    from tryon_jax.input_pipeline import _decode
+    counts = np.zeros(NUM_LABELS, np.int64)
+    for i in range(min(count, len(source))):
+        label = source[i]["label"]
+        label = _decode(label, "L", "label") if isinstance(label, bytes) else np.asarray(label)
+        counts += np.bincount(label.reshape(-1), minlength=NUM_LABELS)[:NUM_LABELS]
+    freq = counts / counts.sum()
+    seen = freq > 0
+    ratio = np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1), np.inf)
+    return np.clip(ratio ** power, *clip).astype(np.float32)
+
+
+# --- colouring label maps for pictures --------------------------------------------------------
+
+PALETTE = np.array([[0, 0, 0], [128, 0, 0], [255, 85, 0], [0, 85, 85], [255, 170, 0], [51, 170, 221], [0, 255, 255],
+                    [85, 51, 0], [0, 85, 0], [85, 255, 170], [170, 255, 85], [0, 0, 255], [0, 0, 85],
+                    [255, 255, 0]], np.uint8)
+
+
+def colour_labels(label: np.ndarray) -> np.ndarray:
+    return PALETTE[np.asarray(label).astype(np.int64)]
+
+
+def _preview(preview: dict) -> np.ndarray:
+    p = jax.device_get(preview)
+    rows = [[(p["image"][i] * 255).round().astype(np.uint8), colour_labels(p["label"][i]), colour_labels(p["pred"][i])]
+            for i in range(len(p["image"]))]
+    return io.grid(rows)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+def make_evaluator(model: Parser, batch_size: int = 16):
+    """A function (params, examples) -> {variant: confusion matrix, pose pck} over the clean
+    test images and their off-distribution versions."""
+
+    @jax.jit
+    def predict(params, image, label, keypoints, source):
+        out = {}
+        for kind in ("clean",) + parser_augment.OFF_DISTRIBUTION:
+            x, y, kp = jax.vmap(lambda a, b, c, d: parser_augment.off_distribution(kind, a, b, c, d))(
+                image, label, keypoints, source)
+            o = model.apply({"params": params}, x * 2 - 1)
+            out[kind] = (parsing.confusion(jnp.argmax(o["label_logits"], -1), y),
+                         keypoints_from_heatmaps(o["heatmaps"]), kp)
+        return out
+
+    def evaluate(params, examples: dict) -> dict:
+        n = len(examples["image"])
+        totals, poses = {}, {}
+        for i in range(0, n - n % batch_size or n, batch_size):
+            sl = slice(i, i + batch_size)
+            out = jax.device_get(predict(params, examples["image"][sl].astype(np.float32) / 255,
+                                         examples["label"][sl][..., 0].astype(np.int32),
+                                         examples["pose_keypoints"][sl].astype(np.float32),
+                                         np.roll(examples["color"][sl], 1, axis=0).astype(np.float32) / 255))
+            for kind, (conf, pred_kp, true_kp) in out.items():
+                totals[kind] = totals.get(kind, 0) + conf
+                c, t = parsing.pck(pred_kp, true_kp)
+                pc, pt = poses.get(kind, (0, 0))
+                poses[kind] = (pc + c, pt + t)
+        return {kind: {**parsing.scores(conf), "pose_pck": poses[kind][0] / max(poses[kind][1], 1)}
+                for kind, conf in totals.items()}
+
+    return evaluate
+
+
+def flat_scores(results: dict) -> dict:
+    out = {}
+    for kind, s in results.items():
+        for name in ("miou_common", "miou_main", "foreground_iou", "pose_pck"):
+            out[f"eval/{kind}/{name}"] = s[name]
+    return out
+
+
+def load_examples(name: str, split: str, data_dir: str, count: int) -> dict:
+    """The first ``count`` examples of a split as host arrays (evaluation set)."""
+    from tryon_jax import input_pipeline
+    loader = input_pipeline.create_loader(name, split, count, data_dir=data_dir, shuffle=False, num_epochs=1,
+                                          drop_remainder=False, shard=(0, 1))
+    return next(iter(loader))
+
+
+# --- weights file -----------------------------------------------------------------------------
+
+def save_weights(path: str, params: dict, meta: dict) -> None:
+    """params as float16 in an .npz (flattened 'a/b/c' names, no pickle) + a JSON next to it."""
+    flat = {"/".join(str(getattr(k, "key", k)) for k in kp): np.asarray(v, np.float16)
+            for kp, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    with io.atomic_write(path) as f:
+        np.savez_compressed(f, **flat)
+    with io.atomic_write(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+def train_and_evaluate(config, workdir: str) -> ParserState:
+    from tryon_jax import input_pipeline
+    pc, dc = config.parser, config.data
+    os.makedirs(workdir, exist_ok=True)
+    mesh = train.make_mesh()
+    if config.batch_size % jax.device_count():
+        raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {jax.device_count()} devices")
+    data_dir = dc.tfds_data_dir or os.path.join(workdir, "tfds")
+    if jax.process_index() == 0:
+        train_data.ensure_dataset(dc.name, data_dir, dc.manual_dir)
+    source = input_pipeline.data_source(dc.name, dc.split, data_dir)
+    steps_per_epoch = len(source) // config.batch_size
+    num_steps = pc.num_steps or pc.num_epochs * steps_per_epoch
+    weights = class_weights(source, pc.weight_examples, pc.weight_power, tuple(pc.weight_clip))
+    train._say("class weights: " + " ".join(f"{w:.2f}" for w in weights))
+    model = Parser(tuple(pc.widths))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, pc.lr, min(pc.warmup_steps, num_steps // 2 + 1), num_steps,
+                                                  pc.lr * pc.final_lr_fraction)
+    step_fn, tx = make_step(config, model, schedule)
+    params = model.init(jax.random.key(config.seed), jnp.zeros((1, dc.height, dc.width, 3)))["params"]
+    state = ParserState(jnp.zeros((), jnp.int32), params, tx.init(params))
+    repl, batch_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    state = jax.device_put(state, repl)
+    step = jax.jit(step_fn, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl, repl),
+                   donate_argnums=(0,))
+    loader = input_pipeline.create_loader(dc.name, dc.split, config.batch_size, data_dir=data_dir, shuffle=True,
+                                          seed=config.seed, worker_count=dc.worker_count)
+    iterator = iter(loader)
+    mngr = checkpoint.manager(workdir, pc.keep_checkpoints or None)
+    start = mngr.latest_step() or 0
+    if start:
+        restored, rest = checkpoint.restore_train(mngr, start, {"parser": state.params},
+                                                  {"step": state.step, "opt_state": state.opt_state}, iterator)
+        state = ParserState(rest["step"], restored["parser"], rest["opt_state"])
+        train._say(f"resumed from step {start} in {checkpoint.checkpoint_dir(workdir)}")
+    evaluate = make_evaluator(model)
+    eval_set = load_examples(dc.name, pc.eval_split, data_dir, pc.eval_examples) if pc.eval_every else None
+    log = MetricsLog(workdir, start)
+    keys = ("image", "label", "color", "pose_keypoints")
+    cw = jax.device_put(jnp.asarray(weights), repl)
+    train._say(f"parser: training to step {num_steps} ({steps_per_epoch} steps per epoch, batch "
+               f"{config.batch_size}) on {jax.device_count()} {jax.devices()[0].platform} devices")
+    bar = tqdm(total=num_steps, initial=start, desc="parser", unit="step", disable=jax.process_index() != 0)
+    t0, n0 = time.perf_counter(), start
+    results = None
+    for i in range(start, num_steps):
+        raw = next(iterator)
+        state, metrics, preview = step(state, train.global_batch({k: raw[k] for k in keys}, mesh), cw)
+        done = i + 1
+        if done % pc.log_every == 0 or done == num_steps:
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            if not all(math.isfinite(v) for v in metrics.values()):
+                raise FloatingPointError(f"step {done}: non-finite metrics {metrics}")
+            rate = (done - n0) / (time.perf_counter() - t0)
+            log.scalars(done, {**metrics, "steps_per_second": rate, "examples_per_second": rate * config.batch_size})
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", ce=f"{metrics['ce']:.3f}", step_s=f"{rate:.2f}")
+            t0, n0 = time.perf_counter(), done
+        if done % pc.picture_every == 0 or done == num_steps:
+            log.picture(done, "parser", _preview(preview))
+        if eval_set is not None and (done % pc.eval_every == 0 or done == num_steps):
+            results = evaluate(state.params, eval_set)
+            log.scalars(done, flat_scores(results))
+            bar.write(f"step {done}: mIoU common {results['clean']['miou_common']:.3f} main "
+                      f"{results['clean']['miou_main']:.3f}; off-distribution foreground IoU "
+                      + " ".join(f"{k} {results[k]['foreground_iou']:.3f}" for k in parser_augment.OFF_DISTRIBUTION))
+        if done % pc.checkpoint_every == 0 or done == num_steps:
+            checkpoint.save_train(mngr, done, {"parser": state.params},
+                                  {"step": state.step, "opt_state": state.opt_state}, iterator)
+            if jax.process_index() == 0:
+                save_weights(os.path.join(workdir, "parser.npz"), jax.device_get(state.params),
+                             {"widths": list(pc.widths), "step": done, "height": dc.height, "width": dc.width,
+                              "dataset": dc.name, "eval": results})
+        bar.update(1)
+    bar.close()
+    mngr.wait_until_finished()
+    mngr.close()
+    log.close()
+    return state

@@ -1,0 +1,1 @@
+"""Preprocessing of user photos: loading (`photo`) and pose estimation (`pose`)."""

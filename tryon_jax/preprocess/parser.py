@@ -1,0 +1,82 @@
+"""The human parser at inference: ACGPN's 14-label map (and heatmap keypoints, an all-JAX pose
+fallback) for person images framed like VITON (256x192).
+
+Weights: the committed float16 file weights/parser.npz (trained with configs/parser.py on
+VITON; research use only, as VITON) or any parser.npz a training run wrote.
+"""
+import json
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tryon_jax.models.parser import Parser
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "parser.npz"
+HEIGHT, WIDTH = 256, 192
+
+
+def load_weights(path: str | os.PathLike | None = None) -> tuple[dict, dict]:
+    """(params as float32, metadata) from a parser .npz and the .json next to it."""
+    path = Path(path) if path else WEIGHTS
+    hint = "pass the parser.npz written by `python main.py --config=configs/parser.py --workdir=DIR`"
+    if not path.is_file():
+        raise FileNotFoundError(f"parser weights {path} not found; {hint}")
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            flat = {k: np.asarray(npz[k], np.float32) for k in npz.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a parser weights file ({e}); {hint}") from e
+    params: dict = {}
+    for name, value in flat.items():
+        node = params
+        *parents, leaf = name.split("/")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    model = Parser(tuple(meta.get("widths", Parser.widths)))
+    expected = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, HEIGHT, WIDTH, 3))))["params"]
+    got = jax.tree.map(np.shape, params)
+    want = jax.tree.map(lambda s: tuple(s.shape), expected)
+    if got != want:
+        raise ValueError(f"{path}: parameters do not fit the parser with widths {model.widths}; {hint}")
+    return params, meta
+
+
+class HumanParser:
+    """``parse(images)``: (B, 256, 192, 3) uint8 RGB -> (B, 256, 192) uint8 ACGPN labels and
+    (B, 18, 3) heatmap keypoints (x, y, peak; missing = 0). Batches are padded to
+    ``batch_size`` so one compilation serves every call."""
+
+    def __init__(self, weights: str | os.PathLike | None = None, batch_size: int = 16):
+        from tryon_jax.parser_train import keypoints_from_heatmaps
+        params, self.meta = load_weights(weights)
+        self.params = jax.device_put(params)
+        self.batch_size = batch_size
+        model = Parser(tuple(self.meta.get("widths", Parser.widths)))
+
+        @jax.jit
+        def predict(params, images):
+            out = model.apply({"params": params}, images.astype(jnp.float32) / 127.5 - 1)
+            return jnp.argmax(out["label_logits"], -1).astype(jnp.uint8), keypoints_from_heatmaps(out["heatmaps"])
+
+        self._predict = predict
+
+    def parse(self, images) -> tuple[np.ndarray, np.ndarray]:
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[1:] != (HEIGHT, WIDTH, 3) or images.dtype != np.uint8:
+            raise ValueError(f"expected (B, {HEIGHT}, {WIDTH}, 3) uint8 images, got {images.dtype} {images.shape}")
+        labels, keypoints = [], []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - len(chunk), 0)])
+            lab, kp = jax.device_get(self._predict(self.params, padded))
+            labels.append(lab[:len(chunk)])
+            keypoints.append(kp[:len(chunk)])
+        if not labels:
+            return np.zeros((0, HEIGHT, WIDTH), np.uint8), np.zeros((0, 18, 3), np.float32)
+        return np.concatenate(labels), np.concatenate(keypoints)
