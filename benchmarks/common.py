@@ -48,7 +48,7 @@ def peak_rss_mb() -> float:
 
 
 def report(benchmark: str, run_all, **fields) -> dict:
-    """Runs ``run_all()`` (a list of result dicts with ``achieved_gflops``) between two numpy
+    """Runs ``run_all()`` (a list of result dicts, with ``achieved_gflops`` where known) between two numpy
     matmul measurements and returns the JSON report: the fractions of this machine's matmul
     rate (and of the accelerator's own, when there is one), the machine and peak RSS."""
     import os
@@ -58,7 +58,7 @@ def report(benchmark: str, run_all, **fields) -> dict:
     after = numpy_matmul_gflops()
     peak = max(before, after)
     device_peak = device_matmul_gflops()
-    for r in runs:
+    for r in (r for r in runs if "achieved_gflops" in r):
         r["fraction_of_numpy_matmul"] = round(r["achieved_gflops"] / peak, 3)
         if device_peak:
             r["fraction_of_device_f32_matmul"] = round(r["achieved_gflops"] / device_peak["float32"], 3)

@@ -108,15 +108,15 @@ def load_raw(root: str, pair: Pair, split: str = "test", cloth: dict | None = No
     dataset) instead of the folder's. The loader's per-pixel work happens on device."""
     stem = os.path.splitext(pair.person)[0]
     cloth_stem = os.path.splitext(pair.cloth)[0]
-    label_path = _find(root, f"{split}_label", stem, (".png",))
+    label_path = find_file(root, f"{split}_label", stem, (".png",))
     label = check_label(np.asarray(open_image(label_path, "L")), label_path)
     keypoints = read_pose(os.path.join(root, f"{split}_pose", f"{stem}_keypoints.json"))
     if cloth is None:
-        cloth = {"edge": np.asarray(open_image(_find(root, f"{split}_edge", cloth_stem), "L"))[..., None],
-                 "color": np.asarray(open_image(_find(root, f"{split}_color", cloth_stem), "RGB"))}
+        cloth = {"edge": np.asarray(open_image(find_file(root, f"{split}_edge", cloth_stem), "L"))[..., None],
+                 "color": np.asarray(open_image(find_file(root, f"{split}_color", cloth_stem), "RGB"))}
     return {
         "label": label[..., None],
-        "image": np.asarray(open_image(_find(root, f"{split}_img", stem), "RGB")),
+        "image": np.asarray(open_image(find_file(root, f"{split}_img", stem), "RGB")),
         "edge": cloth["edge"],
         "color": cloth["color"],
         "pose_boxes": loader_ops.pose_boxes(keypoints),
@@ -139,7 +139,7 @@ def _prepare_one(raw):
     return loader_ops.prepare(raw)
 
 
-def _find(root: str, folder: str, stem: str, exts: Sequence[str] = (".jpg", ".png", ".jpeg")) -> str:
+def find_file(root: str, folder: str, stem: str, exts: Sequence[str] = (".jpg", ".png", ".jpeg")) -> str:
     for ext in exts:
         path = os.path.join(root, folder, stem + ext)
         if os.path.isfile(path):

@@ -155,30 +155,39 @@ def make_evaluator(model: Parser, batch_size: int = 16):
     test images and their off-distribution versions."""
 
     @jax.jit
-    def predict(params, image, label, keypoints, source):
+    def predict(params, image, label, keypoints, source, valid):
         out = {}
         for kind in ("clean",) + parser_augment.OFF_DISTRIBUTION:
             x, y, kp = jax.vmap(lambda a, b, c, d: parser_augment.off_distribution(kind, a, b, c, d))(
                 image, label, keypoints, source)
             o = model.apply({"params": params}, x * 2 - 1)
-            out[kind] = (parsing.confusion(jnp.argmax(o["label_logits"], -1), y),
+            # padded examples are scored as label 0 predicted 0 and then removed from the count
+            pred = jnp.where(valid[:, None, None], jnp.argmax(o["label_logits"], -1), 0)
+            conf = parsing.confusion(pred, jnp.where(valid[:, None, None], y, 0))
+            out[kind] = (conf.at[0, 0].add(-jnp.sum(~valid) * y.shape[1] * y.shape[2]),
                          keypoints_from_heatmaps(o["heatmaps"]), kp)
         return out
 
-    def evaluate(params, examples: dict) -> dict:
+    def evaluate(params, examples: dict, raw: bool = False) -> dict:
+        """Scores per variant; ``raw``: {variant: (confusion matrix, pose correct, pose total)}."""
         n = len(examples["image"])
         totals, poses = {}, {}
-        for i in range(0, n - n % batch_size or n, batch_size):
-            sl = slice(i, i + batch_size)
-            out = jax.device_get(predict(params, examples["image"][sl].astype(np.float32) / 255,
-                                         examples["label"][sl][..., 0].astype(np.int32),
-                                         examples["pose_keypoints"][sl].astype(np.float32),
-                                         np.roll(examples["color"][sl], 1, axis=0).astype(np.float32) / 255))
+        for i in range(0, n, batch_size):
+            take = min(batch_size, n - i)
+            pad = lambda x: np.concatenate([x[i:i + take]] + [x[i + take - 1:i + take]] * (batch_size - take))  # noqa
+            valid = np.arange(batch_size) < take
+            out = jax.device_get(predict(params, pad(examples["image"]).astype(np.float32) / 255,
+                                         pad(examples["label"])[..., 0].astype(np.int32),
+                                         pad(examples["pose_keypoints"]).astype(np.float32),
+                                         np.roll(pad(examples["color"]), 1, axis=0).astype(np.float32) / 255,
+                                         valid))
             for kind, (conf, pred_kp, true_kp) in out.items():
-                totals[kind] = totals.get(kind, 0) + conf
-                c, t = parsing.pck(pred_kp, true_kp)
+                totals[kind] = totals.get(kind, 0) + np.asarray(conf, np.int64)
+                c, t = parsing.pck(pred_kp[:take], true_kp[:take])
                 pc, pt = poses.get(kind, (0, 0))
                 poses[kind] = (pc + c, pt + t)
+        if raw:
+            return {kind: (conf, *poses[kind]) for kind, conf in totals.items()}
         return {kind: {**parsing.scores(conf), "pose_pck": poses[kind][0] / max(poses[kind][1], 1)}
                 for kind, conf in totals.items()}
 

@@ -73,6 +73,30 @@ def write_person(out: str, name: str, person, split: str = "test") -> None:
     io.save_png(os.path.join(out, "overlay", name + ".png"), overlay(person.image, person.label, person.keypoints))
 
 
+def prepare_folder(pre, photos: list[str], out: str, batch_size: int = 16) -> tuple[list[str], list[tuple]]:
+    """Prepares ``photos`` into ``out`` (ACGPN test layout, persons.txt, refused.txt) with a
+    progress bar; returns (person file names written, [(photo, reason) refused])."""
+    taken, written, refused = set(), [], []
+    with tqdm(total=len(photos), desc="prepare", unit="photo") as bar:
+        for start in range(0, len(photos), batch_size):
+            chunk = photos[start:start + batch_size]
+            for path, result in zip(chunk, pre.prepare_batch(chunk, chunk)):
+                if isinstance(result, Exception):
+                    refused.append((path, str(result)))
+                    tqdm.write(f"refused: {result}", file=sys.stderr)
+                else:
+                    name = person_name(path, taken)
+                    write_person(out, name, result)
+                    written.append(name + ".jpg")
+            bar.update(len(chunk))
+    os.makedirs(out, exist_ok=True)
+    with io.atomic_write(os.path.join(out, "persons.txt"), "w") as f:
+        f.writelines(f"{n}\n" for n in written)
+    with io.atomic_write(os.path.join(out, "refused.txt"), "w") as f:
+        f.writelines(f"{p}\t{reason}\n" for p, reason in refused)
+    return written, refused
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tryon_jax.prepare_person", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,24 +114,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    taken, written, refused = set(), [], []
-    with tqdm(total=len(args.photos), desc="prepare", unit="photo") as bar:
-        for start in range(0, len(args.photos), args.batch_size):
-            chunk = args.photos[start:start + args.batch_size]
-            for path, result in zip(chunk, pre.prepare_batch(chunk, chunk)):
-                if isinstance(result, Exception):
-                    refused.append((path, str(result)))
-                    tqdm.write(f"refused: {result}", file=sys.stderr)
-                else:
-                    name = person_name(path, taken)
-                    write_person(args.out, name, result)
-                    written.append(name)
-            bar.update(len(chunk))
-    os.makedirs(args.out, exist_ok=True)
-    with io.atomic_write(os.path.join(args.out, "persons.txt"), "w") as f:
-        f.writelines(f"{n}.jpg\n" for n in written)
-    with io.atomic_write(os.path.join(args.out, "refused.txt"), "w") as f:
-        f.writelines(f"{p}\t{reason}\n" for p, reason in refused)
+    written, refused = prepare_folder(pre, args.photos, args.out, args.batch_size)
     print(f"wrote {len(written)} persons to {args.out} (overlays in {os.path.join(args.out, 'overlay')}); "
           f"refused {len(refused)}", file=sys.stderr)
     return 1 if refused else 0

@@ -5,6 +5,10 @@
 
 Writes OUT/results/<person>__<cloth>.png (the try-on image) and OUT/strips/<...>.png
 (person | cloth | warped cloth | result).
+
+With ``--photos PHOTO...`` the persons are people's own photos: they are prepared (pose,
+parsing, framing: tryon_jax.preprocess, as prepare_person does) into OUT/persons, and each
+is tried on with every cloth of the pair list.
 """
 import argparse
 import concurrent.futures
@@ -67,6 +71,26 @@ def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, b
     return written
 
 
+def persons_from_photos(photos, data_root, pairs, out, split="test", parser_weights=None):
+    """Prepares ``photos`` into OUT/persons with the cloths of ``pairs`` copied beside them;
+    returns (that folder, every prepared person x every cloth)."""
+    import shutil
+    from tryon_jax.prepare_person import prepare_folder
+    from tryon_jax.preprocess.person import PersonPreprocessor
+    root = os.path.join(out, "persons")
+    persons, refused = prepare_folder(PersonPreprocessor(parser_weights), photos, root)
+    if not persons:
+        raise ValueError(f"no usable person photo ({len(refused)} refused; reasons in {root}/refused.txt)")
+    cloths = list(dict.fromkeys(p.cloth for p in pairs))
+    for cloth in cloths:
+        stem = os.path.splitext(cloth)[0]
+        for folder in ("color", "edge"):
+            src = data.find_file(data_root, f"{split}_{folder}", stem)
+            os.makedirs(os.path.join(root, f"{split}_{folder}"), exist_ok=True)
+            shutil.copy(src, os.path.join(root, f"{split}_{folder}", os.path.basename(src)))
+    return root, [data.Pair(p, c) for p in persons for c in cloths]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tryon_jax.tryon", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +105,9 @@ def main(argv=None) -> int:
                         "the persons of --pairs instead of the listed cloths")
     parser.add_argument("--musinsa-category", default="top", choices=["top", "bottom"])
     parser.add_argument("--musinsa-limit", type=int, default=8, help="garments (0: all)")
+    parser.add_argument("--photos", nargs="+", help="person photos to prepare and use instead of the persons of "
+                        "the pair list")
+    parser.add_argument("--parser-weights", help="parser .npz for --photos (default: the committed weights)")
     args = parser.parse_args(argv)
     try:
         pairs = data.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
@@ -89,9 +116,12 @@ def main(argv=None) -> int:
             from tryon_jax.jobs import musinsa_cloths
             cloths = musinsa_cloths(args.musinsa_data_dir, args.musinsa_category, args.musinsa_limit)
             pairs = [data.Pair(p, c) for p in dict.fromkeys(p.person for p in pairs) for c in cloths]
+        root = args.data
+        if args.photos:
+            root, pairs = persons_from_photos(args.photos, args.data, pairs, args.out, args.split, args.parser_weights)
         variables, source, spec = weights.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
-        written = run(variables, args.data, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec,
+        written = run(variables, root, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec,
                       cloths=cloths)
     except (data.DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

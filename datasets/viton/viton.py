@@ -33,6 +33,7 @@ from tryon_jax import data
 
 HEIGHT, WIDTH = data.HEIGHT, data.WIDTH
 DIFFICULTIES = ("easy", "medium", "hard", "unknown")
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # LIP parse id -> ACGPN label id (../shared/data/viton/README.md, quirk 1).
 LIP_TO_ACGPN = np.array([0, 0, 1, 0, 0, 4, 7, 0, 3, 8, 2, 0, 0, 12, 11, 13, 10, 9, 6, 5], np.uint8)
 _LISTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "difficulty")
@@ -48,6 +49,7 @@ _FOLDERS = {
 class VitonConfig(tfds.core.BuilderConfig):
     layout: str = "acgpn"
     skip_bad: bool = False  # skip bad samples (counted in the metadata) instead of failing
+    prepare: bool = False  # person photos only: frame, parse and pose them (tryon_jax.preprocess)
 
 
 def _image_features(channels: int):
@@ -67,6 +69,8 @@ class Viton(tfds.core.GeneratorBasedBuilder):
                     description="ACGPN layout; bad samples skipped and counted."),
         VitonConfig(name="cpvton_lenient", layout="cpvton", skip_bad=True,
                     description="CP-VTON layout; bad samples skipped and counted."),
+        VitonConfig(name="photos", layout="acgpn", skip_bad=True, prepare=True,
+                    description="People's own photos; labels and pose by tryon_jax.preprocess."),
     ]
 
     def _info(self):
@@ -106,25 +110,39 @@ class Viton(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, root, split):
         cfg = self.builder_config
         folders = {k: os.path.join(root, v.format(split=split)) for k, v in _FOLDERS[cfg.layout].items()}
-        persons = sorted(f for f in os.listdir(folders["image"]) if f.lower().endswith((".jpg", ".jpeg", ".png")))
+        exts = PHOTO_EXTENSIONS if cfg.prepare else (".jpg", ".jpeg", ".png")
+        persons = sorted(f for f in os.listdir(folders["image"]) if f.lower().endswith(exts))
         paired = _read_pair_map(root, split, same=True)
         unpaired = _read_pair_map(root, split, same=split == "train")
         difficulty = official_difficulty()
         skipped = self.info.metadata["skipped"].setdefault(split, {"count": 0, "reasons": []})
+        if cfg.prepare:
+            from tryon_jax.preprocess.person import PersonPreprocessor
+            preprocessor = PersonPreprocessor()
         for person in persons:
             stem = os.path.splitext(person)[0]
             own = paired.get(person, stem[:-2] + "_1.jpg" if stem.endswith("_0") else person)
             try:
+                if cfg.prepare:
+                    if person not in unpaired:
+                        raise data.DataError(f"{person}: not in {split}_pairs.txt (which names its cloth)")
+                    own = unpaired[person]
+                    prepared = preprocessor.prepare(os.path.join(folders["image"], person))
+                    person_parts = {"image": _jpeg(prepared.image), "label": _png(prepared.label),
+                                    "pose_keypoints": prepared.keypoints.astype(np.float64)}
+                else:
+                    person_parts = {
+                        "image": _image_bytes(os.path.join(folders["image"], person), "RGB"),
+                        "label": self._label_bytes(folders["label"], stem),
+                        "pose_keypoints": data.read_pose(os.path.join(folders["pose"], f"{stem}_keypoints.json"))}
                 example = {
                     "person_id": stem,
-                    "image": _image_bytes(os.path.join(folders["image"], person), "RGB"),
-                    "label": self._label_bytes(folders["label"], stem),
-                    "pose_keypoints": data.read_pose(os.path.join(folders["pose"], f"{stem}_keypoints.json")),
+                    **person_parts,
                     "cloth": _cloth(folders, own),
                     "unpaired_cloth": _cloth(folders, unpaired.get(person, own)),
                     "difficulty": difficulty.get(person, "unknown"),
                 }
-            except data.DataError as e:
+            except (data.DataError, ValueError) as e:
                 if not cfg.skip_bad:
                     raise
                 skipped["count"] += 1
@@ -147,6 +165,12 @@ class Viton(tfds.core.GeneratorBasedBuilder):
 def _png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", quality=95)
     return buf.getvalue()
 
 

@@ -20,11 +20,18 @@ class PhotoError(ValueError):
 
 
 def load_photo(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """An upright (EXIF-rotated) HxWx3 uint8 RGB array from a path, file bytes or PIL image.
+    """An upright (EXIF-rotated) HxWx3 uint8 RGB array from a path, file bytes, a PIL image or
+    a uint8 array (grey, RGB or RGBA).
 
     Transparent images are composited on white; grey, palette, CMYK and 16-bit/float images
     are converted. `name` is used in messages (default: the path, or "photo").
     """
+    if isinstance(source, np.ndarray):
+        channels = source.shape[2] if source.ndim == 3 else 1
+        if source.dtype != np.uint8 or source.ndim not in (2, 3) or channels not in (1, 3, 4):
+            raise PhotoError(f"{name or 'photo'}: expected an HxW, HxWx3 or HxWx4 uint8 array, got "
+                             f"{source.dtype} {source.shape}")
+        source = Image.fromarray(source)
     if isinstance(source, Image.Image):
         name = name or "photo"
         _check_size(source, name, max_pixels)

@@ -1,0 +1,164 @@
+"""The human parser: augmentation geometry, heatmap targets and decoding, parsing metrics,
+the weights file, and a short training run on the shipped samples with resume."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from evaluation import parsing
+from tryon_jax import parser_augment as aug
+from tryon_jax import parser_train
+from tryon_jax.models.parser import Parser
+from tryon_jax.preprocess import parser as parser_lib
+
+H, W = 64, 48
+
+
+def _example(seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(size=(H, W, 3)).astype(np.float32)
+    label = np.zeros((H, W), np.int32)
+    label[10:20, 5:15] = 11  # left arm, on the image's left
+    label[30:40, 30:40] = 5  # a shoe
+    keypoints = np.zeros((18, 3), np.float32)
+    keypoints[2] = (10.0, 15.0, 0.9)  # right shoulder
+    keypoints[5] = (35.0, 35.0, 0.8)  # left shoulder
+    return jnp.asarray(image), jnp.asarray(label), jnp.asarray(keypoints)
+
+
+def test_mirror_swaps_sides_and_is_an_involution():
+    image, label, kp = _example()
+    mi, ml, mk = aug.mirror(image, label, kp)
+    assert int(ml[15, W - 1 - 10]) == 13 and int(ml[35, W - 1 - 35]) == 6  # left arm -> right arm, shoe 5 -> 6
+    np.testing.assert_allclose(mk[5], [W - 1 - 10.0, 15.0, 0.9])  # the right shoulder is now the left one
+    np.testing.assert_allclose(mk[2], [W - 1 - 35.0, 35.0, 0.8])
+    assert float(jnp.abs(mk[np.array([0, 1, 3])]).sum()) == 0  # missing points stay (0, 0, 0)
+    back = aug.mirror(mi, ml, mk)
+    for a, b in zip(back, (image, label, kp)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_warp_moves_pixels_and_keypoints_together():
+    image, label, kp = _example()
+    same = aug.warp(image, label, kp, aug.affine(1.0, 0.0, jnp.zeros(2), H, W))
+    np.testing.assert_allclose(same[0], image, atol=1e-5)
+    np.testing.assert_array_equal(same[1], label)
+    m = aug.affine(0.7, 0.1, jnp.array([3.0, -4.0]), H, W)
+    img, lab, moved, valid = aug.warp(image, label, kp, m)
+    # the arm blob's centre moves where the matrix sends it
+    centre = np.array([9.5, 14.5])
+    target = np.asarray(m[:, :2] @ centre + m[:, 2])
+    ys, xs = np.nonzero(np.asarray(lab) == 11)
+    assert abs(xs.mean() - target[0]) < 0.75 and abs(ys.mean() - target[1]) < 0.75
+    np.testing.assert_allclose(moved[2, :2], m[:, :2] @ kp[2, :2] + m[:, 2], atol=1e-4)
+    assert not bool(valid.all())  # shrunk: the border comes from outside the photo
+    far = aug.warp(image, label, kp, aug.affine(1.0, 0.0, jnp.array([100.0, 0.0]), H, W))
+    assert int(far[1].max()) == 0 and float(jnp.abs(far[2]).sum()) == 0  # everything left the frame
+
+
+def test_augment_and_off_distribution_shapes_and_ranges():
+    image, label, kp = _example()
+    source = jnp.full((H, W, 3), 0.3)
+    for seed in range(3):
+        x, y, k = aug.augment(jax.random.key(seed), image, label, kp, source)
+        assert x.shape == (H, W, 3) and y.shape == (H, W) and k.shape == (18, 3)
+        assert 0 <= float(x.min()) and float(x.max()) <= 1
+        assert set(np.unique(np.asarray(y)).tolist()) <= {0, 5, 6, 11, 13}
+    for kind in ("clean",) + aug.OFF_DISTRIBUTION:
+        x, y, k = aug.off_distribution(kind, image, label, kp, source)
+        assert x.shape == (H, W, 3) and y.shape == (H, W)
+    with pytest.raises(ValueError, match="unknown off-distribution"):
+        aug.off_distribution("fog", image, label, kp, source)
+
+
+def test_heatmaps_round_trip_to_keypoints():
+    kp = np.zeros((1, 18, 3), np.float32)
+    kp[0, 0] = (100.3, 41.7, 1.0)
+    kp[0, 7] = (13.0, 220.5, 0.5)
+    maps = parser_train.heatmap_targets(jnp.asarray(kp), 256, 192, sigma=1.5)
+    assert maps.shape == (1, 64, 48, 18) and float(maps[..., 1].max()) == 0
+    found = np.asarray(parser_train.keypoints_from_heatmaps(maps))
+    assert np.abs(found[0, [0, 7], :2] - kp[0, [0, 7], :2]).max() < 1.0
+    assert np.all(found[0, 1] == 0) and found[0, 0, 2] > 0.9
+
+
+def test_scores_and_pck():
+    target = np.array([[0, 0, 4, 4], [5, 6, 9, 10]])
+    pred = np.array([[0, 4, 4, 4], [6, 5, 10, 10]])
+    s = parsing.scores(parsing.confusion(jnp.asarray(pred), jnp.asarray(target)))
+    assert s["iou"]["shoes"] == 1.0  # left and right shoe are one class for scoring
+    assert s["iou"]["background"] == 0.5 and s["iou"]["upper_clothes"] == pytest.approx(2 / 3)
+    assert s["iou"]["legs"] == 1.0 and np.isnan(s["iou"]["hair"])
+    assert s["foreground_iou"] == pytest.approx(6 / 7)
+    t = np.zeros((1, 18, 3))
+    t[0, 1], t[0, 8], t[0, 0] = (50, 50, 1), (50, 150, 1), (50, 20, 1)  # torso 100 px
+    p = t.copy()
+    p[0, 0, 0] += 9  # within 10 px
+    p[0, 8, 0] += 11  # beyond
+    assert parsing.pck(p, t) == (2, 3)
+
+
+def test_class_weights_favour_rare_labels():
+    labels = [np.zeros((8, 8), np.uint8) for _ in range(3)]
+    labels[0][:4] = 4
+    labels[1][:1, :1] = 5
+    w = parser_train.class_weights([{"label": x[..., None]} for x in labels], 3, 0.5, (0.2, 10.0))
+    assert w[5] > w[4] > w[0] and w[2] == 10.0  # never seen: the largest weight
+
+
+def test_weights_file_round_trip_and_refusals(tmp_path):
+    model = Parser((8, 8, 16, 16, 16))
+    params = model.init(jax.random.key(1), jnp.zeros((1, 256, 192, 3)))["params"]
+    path = tmp_path / "parser.npz"
+    parser_train.save_weights(str(path), params, {"widths": [8, 8, 16, 16, 16]})
+    loaded, meta = parser_lib.load_weights(path)
+    assert meta["widths"] == [8, 8, 16, 16, 16]
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+        np.testing.assert_allclose(a, np.asarray(b, np.float16).astype(np.float32))
+    hp = parser_lib.HumanParser(path, batch_size=2)
+    images = np.random.default_rng(0).integers(0, 255, (3, 256, 192, 3), dtype=np.uint8)
+    labels, keypoints = hp.parse(images)
+    assert labels.shape == (3, 256, 192) and labels.dtype == np.uint8 and keypoints.shape == (3, 18, 3)
+    with pytest.raises(ValueError, match="expected"):
+        hp.parse(images[:, :128])
+    with pytest.raises(FileNotFoundError, match="configs/parser.py"):
+        parser_lib.load_weights(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a parser weights file"):
+        parser_lib.load_weights(tmp_path / "bad.npz")
+    (tmp_path / "bad.json").write_text(json.dumps({"widths": [8, 8, 16, 16, 32]}))
+    parser_train.save_weights(str(tmp_path / "other.npz"), params, {"widths": [8, 8, 16, 16, 32]})
+    with pytest.raises(ValueError, match="do not fit"):
+        parser_lib.load_weights(tmp_path / "other.npz")
+
+
+def test_training_runs_resumes_and_writes_weights(tmp_path):
+    """Four steps in two runs (2 + resume to 4) end where one run of 4 steps ends."""
+    from configs import parser as parser_config
+
+    def run(workdir, steps):
+        config = parser_config.get_config()
+        config.data.name = "viton/acgpn"
+        config.data.manual_dir = "data/viton_acgpn_sample"
+        config.data.split = "test"
+        config.data.tfds_data_dir = str(tmp_path / "tfds")
+        config.batch_size = 2
+        config.parser.update(widths=(8, 8, 16, 16, 16), num_steps=steps, warmup_steps=1, weight_examples=4,
+                             eval_every=2, eval_examples=2, log_every=1, picture_every=2, checkpoint_every=2)
+        return parser_train.train_and_evaluate(config, str(workdir))
+
+    a = run(tmp_path / "a", 2)
+    assert int(a.step) == 2
+    a = run(tmp_path / "a", 4)
+    b = run(tmp_path / "b", 4)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(x, y)
+    lines = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [d["step"] for d in lines if "loss" in d] == [1, 2, 3, 4]
+    assert any("eval/clutter/foreground_iou" in d for d in lines)
+    assert (tmp_path / "a" / "samples" / "parser_00000004.png").is_file()
+    meta = json.loads((tmp_path / "a" / "parser.json").read_text())
+    assert meta["step"] == 4 and meta["eval"]["clean"]["pixels"] == 2 * 256 * 192
+    parser_lib.load_weights(tmp_path / "a" / "parser.npz")

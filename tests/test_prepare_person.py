@@ -1,0 +1,181 @@
+"""Person photos -> ACGPN inputs: the shipped VITON photos and off-distribution versions of
+them (clutter, small on a big canvas, large and EXIF-rotated, transparent, colour-shifted)
+are framed, parsed and posed well enough, try-on accepts the result, and every refusal
+names the photo and the problem."""
+import io
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from evaluation import parsing
+from tests.conftest import SAMPLE
+from tests.test_pose import _png_header
+from tryon_jax import data, prepare_person, train, tryon
+from tryon_jax.models.spec import ModelSpec
+from tryon_jax.preprocess import person as person_lib
+
+PERSONS = sorted(p.name for p in (SAMPLE / "test_img").iterdir())
+
+
+@pytest.fixture(scope="module")
+def pre():
+    return person_lib.PersonPreprocessor(batch_size=8)
+
+
+def _photo(name):
+    return np.asarray(Image.open(SAMPLE / "test_img" / name).convert("RGB"))
+
+
+def _label(name):
+    return np.asarray(Image.open(SAMPLE / "test_label" / name.replace(".jpg", ".png")))
+
+
+def _jpeg(array, **kw):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", quality=95, **kw)
+    return buf.getvalue()
+
+
+def _variants(name):
+    """Off-distribution photos of one VITON person (all uint8 RGB arrays or file bytes)."""
+    img, lab = _photo(name), _label(name)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (8, 6, 3)).astype(np.uint8)
+    busy = np.asarray(Image.fromarray(noise).resize((192, 256), Image.BICUBIC))
+    clutter = np.where((lab > 0)[..., None], img, busy)
+    canvas = np.full((480, 400, 3), 110, np.uint8)
+    small = np.asarray(Image.fromarray(img).resize((115, 154), Image.BICUBIC))
+    canvas[200:354, 40:155] = small
+    large = np.asarray(Image.fromarray(img).resize((768, 1024), Image.BICUBIC))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: the stored picture is rotated, EXIF says how to turn it back
+    rotated = _jpeg(np.ascontiguousarray(np.rot90(large, 1)), exif=exif.tobytes())
+    rgba = Image.fromarray(np.concatenate([img, np.where(lab > 0, 255, 0).astype(np.uint8)[..., None]], -1))
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    colour = (np.clip(img * np.array([1.1, 0.9, 0.65]) + 10, 0, 255)).astype(np.uint8)
+    return {"clutter": _jpeg(clutter), "small": _jpeg(canvas), "large_exif": rotated, "rgba": buf.getvalue(),
+            "colour": _jpeg(colour)}
+
+
+def test_shipped_photos_parse_like_viton(pre):
+    people = pre.prepare_batch([str(SAMPLE / "test_img" / n) for n in PERSONS])
+    assert all(isinstance(p, person_lib.Person) for p in people), [str(p) for p in people if isinstance(p, Exception)]
+    total = 0
+    for name, p in zip(PERSONS, people):
+        # VITON photos are framed like VITON already: the framing is close to the identity
+        assert 0.8 < p.framing[0, 0] < 1.25 and abs(p.framing[0, 2]) < 40 and abs(p.framing[1, 2]) < 40
+        # so the labels can be compared with VITON's after undoing the small framing change
+        inv = np.linalg.inv(np.vstack([p.framing, [0, 0, 1]]))[:2]
+        back = cv2.warpAffine(p.label, inv, (192, 256), flags=cv2.INTER_NEAREST, borderValue=0)
+        total = total + np.asarray(parsing.confusion(back, _label(name)))
+        assert p.keypoints[1, 2] > 0 and p.keypoints[2, 2] > 0 and p.keypoints[5, 2] > 0
+    s = parsing.scores(total)
+    assert s["miou_common"] >= 0.80 and s["foreground_iou"] >= 0.90, s
+
+
+def test_off_distribution_photos_agree_with_the_clean_one(pre):
+    names = PERSONS[:3]
+    clean = pre.prepare_batch([_photo(n) for n in names])
+    for name, ref in zip(names, clean):
+        variants = _variants(name)
+        results = pre.prepare_batch(list(variants.values()), [f"{name}:{k}" for k in variants])
+        for kind, p in zip(variants, results):
+            assert isinstance(p, person_lib.Person), f"{kind}: {p}"
+            both = (p.keypoints[:, 2] > 0) & (ref.keypoints[:, 2] > 0)
+            dist = np.linalg.norm(p.keypoints[both, :2] - ref.keypoints[both, :2], axis=1)
+            assert both.sum() >= 8 and np.median(dist) < 6, (kind, np.median(dist))
+            fg = parsing.scores(parsing.confusion((p.label > 0).astype(np.int32), (ref.label > 0).astype(np.int32),
+                                                  2))["foreground_iou"]
+            assert fg >= 0.85, (kind, fg)
+
+
+def test_refusals_name_the_photo_and_the_problem(pre, tmp_path):
+    img = _photo(PERSONS[0])
+    two = np.concatenate([img, _photo(PERSONS[1])], axis=1)
+    (tmp_path / "huge.png").write_bytes(_png_header(50000, 50000))
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "cut.jpg").write_bytes(_jpeg(img[:150]))
+    (tmp_path / "broken.jpg").write_bytes(_jpeg(img)[:2000])
+    cases = {
+        "blank": (np.full((300, 200, 3), 230, np.uint8), "no person found"),
+        "two": (two, "2 people found"),
+        str(tmp_path / "cut.jpg"): (str(tmp_path / "cut.jpg"), "cut off .*hip"),
+        str(tmp_path / "huge.png"): (str(tmp_path / "huge.png"), "decompression bomb|exceeds the limit"),
+        str(tmp_path / "notes.txt"): (str(tmp_path / "notes.txt"), "not a supported image"),
+        str(tmp_path / "broken.jpg"): (str(tmp_path / "broken.jpg"), "corrupt or truncated"),
+        str(tmp_path / "missing.jpg"): (str(tmp_path / "missing.jpg"), "not found"),
+    }
+    results = pre.prepare_batch([src for src, _ in cases.values()], list(cases))
+    for (name, (_, pattern)), result in zip(cases.items(), results):
+        assert isinstance(result, ValueError), name
+        assert name in str(result)
+        with pytest.raises(ValueError, match=pattern):
+            raise result
+    strict = person_lib.PersonPreprocessor(min_torso_px=200)
+    with pytest.raises(person_lib.PersonError, match="too small .*torso of 1[0-4][0-9] pixels"):
+        strict.prepare(img, "viton")
+
+
+def test_cli_writes_the_acgpn_layout_that_tryon_accepts(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in PERSONS[:2]:
+        shutil.copy(SAMPLE / "test_img" / n, photos / n)
+    (photos / "clutter.jpg").write_bytes(_variants(PERSONS[2])["clutter"])
+    (photos / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    code = prepare_person.main([str(p) for p in sorted(photos.iterdir())] + ["--out", str(out), "--batch-size", "2"])
+    assert code == 1  # one photo refused
+    refused = (out / "refused.txt").read_text().splitlines()
+    assert len(refused) == 1 and "empty.png" in refused[0] and "empty file" in refused[0]
+    persons = (out / "persons.txt").read_text().split()
+    assert persons == ["000001_0.jpg", "000097_0.jpg", "clutter.jpg"]
+    for folder in ("test_img", "test_label", "test_pose", "test_agnostic", "test_body_mask", "overlay"):
+        assert len(list((out / folder).iterdir())) == 3, folder
+    for n in persons:
+        stem = n[:-4]
+        assert data.read_pose(str(out / "test_pose" / f"{stem}_keypoints.json")).shape == (18, 3)
+        assert Image.open(out / "overlay" / f"{stem}.png").size == (768, 512)
+    # try-on with a (tiny, random) model on the prepared persons and a shipped cloth
+    cloth = "001744_1.jpg"
+    for folder in ("test_color", "test_edge"):
+        (out / folder).mkdir()
+        shutil.copy(SAMPLE / folder / cloth, out / folder / cloth)
+    pairs = [data.Pair(n, cloth) for n in persons]
+    spec = ModelSpec(height=64, width=48, ngf=4, ndf=4)
+    written = tryon.run(train.init_variables(0, spec), str(out), pairs, str(tmp_path / "tryon"), batch_size=4,
+                        spec=spec, progress=False)
+    assert len(written) == 3 and all(np.isfinite(np.asarray(Image.open(w))).all() for w in written)
+
+
+def test_viton_builder_prepares_photos(tmp_path):
+    """The builder's 'photos' config frames, parses and poses people's photos with the same
+    code; a photo without a person is skipped and counted with its reason."""
+    import tensorflow_datasets as tfds
+    from tryon_datasets.viton import Viton
+    from tryon_jax import input_pipeline
+    manual = tmp_path / "photos"
+    for folder in ("test_img", "test_color", "test_edge"):
+        (manual / folder).mkdir(parents=True)
+    big = Image.open(SAMPLE / "test_img" / PERSONS[0]).resize((576, 768), Image.BICUBIC)
+    big.save(manual / "test_img" / "alice.png")
+    shutil.copy(SAMPLE / "test_img" / PERSONS[1], manual / "test_img" / "bob.jpg")
+    Image.new("RGB", (300, 400), (230, 230, 230)).save(manual / "test_img" / "nobody.jpg")
+    cloth = "001744_1.jpg"
+    for folder in ("test_color", "test_edge"):
+        shutil.copy(SAMPLE / folder / cloth, manual / folder / cloth)
+    (manual / "test_pairs.txt").write_text("".join(f"{p} {cloth}\n" for p in ("alice.png", "bob.jpg", "nobody.jpg")))
+    builder = Viton(config="photos", data_dir=str(tmp_path / "tfds"), file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    skipped = builder.info.metadata["skipped"]["test"]
+    assert skipped["count"] == 1 and "nobody.jpg: no person found" in skipped["reasons"][0]
+    loader = input_pipeline.create_loader("viton/photos", "test", 2, data_dir=str(tmp_path / "tfds"), shuffle=False,
+                                          num_epochs=1)
+    batch = next(iter(loader))
+    assert sorted(batch["person_id"].tolist()) == ["alice", "bob"]
+    assert batch["image"].shape == (2, 256, 192, 3) and batch["label"].max() <= 13
+    assert (batch["pose_keypoints"][:, 1, 2] > 0).all() and set(batch["cloth_id"].tolist()) == {"001744_1"}
