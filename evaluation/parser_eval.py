@@ -23,7 +23,8 @@ def evaluate(weights: str | None, data_dir: str, name: str = "viton/cpvton", spl
     from tryon_jax import input_pipeline, parser_train
     from tryon_jax.preprocess.parser import load_weights
     params, meta = load_weights(weights)
-    evaluate_fn = parser_train.make_evaluator(Parser(tuple(meta.get("widths", Parser.widths))))
+    model = Parser(tuple(meta.get("widths", Parser.widths)), meta.get("input_pool", 1))
+    evaluate_fn = parser_train.make_evaluator(model)
     size = len(input_pipeline.data_source(name, split, data_dir))
     count = min(count or size, size)
     loader = input_pipeline.create_loader(name, split, chunk, data_dir=data_dir, shuffle=False, num_epochs=1,

@@ -84,28 +84,31 @@ def colour(key, image):
     k = jax.random.split(key, 6)
     u = lambda i, lo, hi: jax.random.uniform(k[i], (), minval=lo, maxval=hi)  # noqa: E731
     grey = image @ jnp.array([0.299, 0.587, 0.114])
-    image = grey[..., None] + u(0, 0.0, 1.6) * (image - grey[..., None])
+    image = grey[..., None] + u(0, 0.3, 1.5) * (image - grey[..., None])
     yiq = jnp.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-    theta = u(1, -0.6, 0.6)
+    theta = u(1, -0.3, 0.3)
     rot = jnp.array([[1, 0, 0], [0, jnp.cos(theta), -jnp.sin(theta)], [0, jnp.sin(theta), jnp.cos(theta)]])
     image = image @ (jnp.linalg.inv(yiq) @ rot @ yiq).T
     mean = jnp.mean(image)
-    image = (image - mean) * u(2, 0.6, 1.4) + mean + u(3, -0.2, 0.2)
-    image = image.clip(0, 1) ** jnp.exp(u(4, -0.4, 0.4))
+    image = (image - mean) * u(2, 0.7, 1.3) + mean + u(3, -0.15, 0.15)
+    image = image.clip(0, 1) ** jnp.exp(u(4, -0.3, 0.3))
     return (image + 0.02 * jax.random.normal(k[5], image.shape) * (u(5, 0, 1) > 0.5)).clip(0, 1)
 
 
-def augment(key, image, label, keypoints, source, p_clutter: float = 0.7):
+def augment(key, image, label, keypoints, source, p_clutter: float = 0.5, p_geometry: float = 0.7):
     """One training example -> its augmented version. image (H, W, 3) in [0, 1], label (H, W)
-    int, keypoints (18, 3) pixels, source (H, W, 3) in [0, 1] for the clutter."""
+    int, keypoints (18, 3) pixels, source (H, W, 3) in [0, 1] for the clutter. With
+    probability 1 - p_geometry the person keeps VITON's framing (only mirrored)."""
     h, w = label.shape
     k = jax.random.split(key, 8)
     flipped = mirror(image, label, keypoints)
     do_flip = jax.random.bernoulli(k[0])
     image, label, keypoints = (jnp.where(do_flip, a, b) for a, b in zip(flipped, (image, label, keypoints)))
-    scale = jnp.exp(jax.random.uniform(k[1], (), minval=np.log(0.5), maxval=np.log(1.5)))
-    angle = jax.random.uniform(k[2], (), minval=-0.15, maxval=0.15)
-    shift = jax.random.uniform(k[3], (2,), minval=-0.25, maxval=0.25) * jnp.array([w, h]) * jnp.maximum(scale, 0.6)
+    moved = jax.random.bernoulli(k[1], p_geometry)
+    k1, k2, k3 = jax.random.split(k[2], 3)
+    scale = jnp.where(moved, jnp.exp(jax.random.uniform(k1, (), minval=np.log(0.55), maxval=np.log(1.45))), 1.0)
+    angle = jnp.where(moved, jax.random.uniform(k2, (), minval=-0.12, maxval=0.12), 0.0)
+    shift = jnp.where(moved, jax.random.uniform(k3, (2,), minval=-0.2, maxval=0.2), 0.0) * jnp.array([w, h]) * scale
     image, label, keypoints, valid = warp(image, label, keypoints, affine(scale, angle, shift, h, w))
     plain = jnp.where(valid[..., None], image, 1.0)  # a white studio canvas outside the photo
     person = dilate(label > 0, jax.random.randint(k[4], (), 0, 5))

@@ -22,9 +22,9 @@ from tqdm import tqdm
 from evaluation import parsing
 from tryon_jax import checkpoint, io, parser_augment, train, train_data
 from tryon_jax.metrics_log import MetricsLog
-from tryon_jax.models.parser import NUM_LABELS, Parser
+from tryon_jax.models.parser import HEATMAP_STRIDE, NUM_LABELS, Parser
 
-HEATMAP_STRIDE = 4
+
 
 
 @struct.dataclass
@@ -97,8 +97,9 @@ def make_step(config, model: Parser, schedule):
         keys = train_data.example_keys(key, raw["image"].shape[0])
         image = raw["image"].astype(jnp.float32) / 255
         source = jnp.roll(raw["color"].astype(jnp.float32) / 255, 1, axis=0)  # another example's cloth
-        image, label, keypoints = jax.vmap(parser_augment.augment, in_axes=(0, 0, 0, 0, 0, None))(
-            keys, image, raw["label"][..., 0].astype(jnp.int32), raw["pose_keypoints"], source, pc.p_clutter)
+        image, label, keypoints = jax.vmap(parser_augment.augment, in_axes=(0, 0, 0, 0, 0, None, None))(
+            keys, image, raw["label"][..., 0].astype(jnp.int32), raw["pose_keypoints"], source, pc.p_clutter,
+            pc.p_geometry)
 
         def loss_fn(params):
             outputs = model.apply({"params": params}, image * 2 - 1)
@@ -214,8 +215,8 @@ def load_examples(name: str, split: str, data_dir: str, count: int) -> dict:
 
 def save_weights(path: str, params: dict, meta: dict) -> None:
     """params as float16 in an .npz (flattened 'a/b/c' names, no pickle) + a JSON next to it."""
-    flat = {"/".join(str(getattr(k, "key", k)) for k in kp): np.asarray(v, np.float16)
-            for kp, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    from tryon_jax.weights import flatten
+    flat = {k: np.asarray(v, np.float16) for k, v in flatten(params).items()}
     with io.atomic_write(path) as f:
         np.savez_compressed(f, **flat)
     with io.atomic_write(os.path.splitext(path)[0] + ".json", "w") as f:
@@ -239,7 +240,7 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
     num_steps = pc.num_steps or pc.num_epochs * steps_per_epoch
     weights = class_weights(source, pc.weight_examples, pc.weight_power, tuple(pc.weight_clip))
     train._say("class weights: " + " ".join(f"{w:.2f}" for w in weights))
-    model = Parser(tuple(pc.widths))
+    model = Parser(tuple(pc.widths), pc.input_pool)
     schedule = optax.warmup_cosine_decay_schedule(0.0, pc.lr, min(pc.warmup_steps, num_steps // 2 + 1), num_steps,
                                                   pc.lr * pc.final_lr_fraction)
     step_fn, tx = make_step(config, model, schedule)
@@ -294,8 +295,8 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
                                   {"step": state.step, "opt_state": state.opt_state}, iterator)
             if jax.process_index() == 0:
                 save_weights(os.path.join(workdir, "parser.npz"), jax.device_get(state.params),
-                             {"widths": list(pc.widths), "step": done, "height": dc.height, "width": dc.width,
-                              "dataset": dc.name, "eval": results})
+                             {"widths": list(pc.widths), "input_pool": pc.input_pool, "step": done,
+                              "height": dc.height, "width": dc.width, "dataset": dc.name, "eval": results})
         bar.update(1)
     bar.close()
     mngr.wait_until_finished()

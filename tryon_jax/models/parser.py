@@ -1,10 +1,11 @@
 """The human parser: a small U-Net that predicts ACGPN's 14-label map and, as a second task,
 OpenPose-18 heatmaps (an all-JAX pose fallback), from a person photo framed like VITON.
 
-Input (B, H, W, 3) in [-1, 1] with H, W divisible by 32 (VITON: 256x192). The encoder starts
-with a stride-2 stem, so every convolution runs at half resolution or less; the label
-logits are predicted at H/2 and upsampled bilinearly to H (labels are large regions at
-this size, and the saving is 4x in compute). Heatmaps come out at H/4.
+Input (B, H, W, 3) in [-1, 1] with H, W divisible by 32 * input_pool (VITON: 256x192). The
+input is first average-pooled by ``input_pool``, and the encoder starts with a stride-2
+block, so every convolution runs at 1 / (2 * input_pool) resolution or less; the label
+logits are upsampled bilinearly to H x W (labels are large regions at this size; each
+halving saves 4x in compute). Heatmaps come out at H/4 (HEATMAP_STRIDE).
 """
 import flax.linen as nn
 import jax
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 
 NUM_LABELS = 14
 NUM_KEYPOINTS = 18
+HEATMAP_STRIDE = 4
 
 
 class ConvBlock(nn.Module):
@@ -39,11 +41,18 @@ def upsample2(x):
 class Parser(nn.Module):
     """U-Net: stem /2, encoder /4 /8 /16 /32 with a global-context vector, decoder back to /2."""
     widths: tuple = (16, 32, 64, 96, 128)
+    input_pool: int = 1
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, image):
+        b, h, w, _ = image.shape
         x = image.astype(self.dtype)
+        if self.input_pool > 1:
+            x = nn.avg_pool(x, (self.input_pool,) * 2, (self.input_pool,) * 2)
+        heatmap_level = HEATMAP_STRIDE // (2 * self.input_pool) - 1  # decoder level at stride 4
+        if heatmap_level < 0:
+            raise ValueError(f"input_pool {self.input_pool} leaves no decoder level at stride {HEATMAP_STRIDE}")
         skips = []
         for i, f in enumerate(self.widths):
             x = ConvBlock(f, strides=2, dtype=self.dtype, name=f"down{i}")(x)
@@ -55,7 +64,9 @@ class Parser(nn.Module):
         for i in reversed(range(len(self.widths) - 1)):
             x = jnp.concatenate([upsample2(x), skips[i]], axis=-1)
             x = ConvBlock(self.widths[i], dtype=self.dtype, name=f"up{i}")(x)
-            if i == 1:
-                heatmaps = nn.Conv(NUM_KEYPOINTS, (1, 1), dtype=self.dtype, name="heatmaps")(x)
+            if i == heatmap_level:
+                heatmaps = nn.Conv(NUM_KEYPOINTS, (1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros,
+                                   name="heatmaps")(x)  # starts at the all-zero map
         logits = nn.Conv(NUM_LABELS, (3, 3), padding="SAME", dtype=self.dtype, name="labels")(x)
-        return {"label_logits": upsample2(logits).astype(jnp.float32), "heatmaps": heatmaps.astype(jnp.float32)}
+        logits = jax.image.resize(logits, (b, h, w, NUM_LABELS), "bilinear")
+        return {"label_logits": logits.astype(jnp.float32), "heatmaps": heatmaps.astype(jnp.float32)}

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tryon_jax.models.parser import Parser
+from tryon_jax.weights import unflatten
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "parser.npz"
 HEIGHT, WIDTH = 256, 192
@@ -25,20 +26,17 @@ def load_weights(path: str | os.PathLike | None = None) -> tuple[dict, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"parser weights {path} not found; {hint}")
     meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except ValueError as e:
+        raise ValueError(f"{meta_path}: not valid JSON ({e}); {hint}") from e
     try:
         with np.load(path, allow_pickle=False) as npz:
             flat = {k: np.asarray(npz[k], np.float32) for k in npz.files}
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a parser weights file ({e}); {hint}") from e
-    params: dict = {}
-    for name, value in flat.items():
-        node = params
-        *parents, leaf = name.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    model = Parser(tuple(meta.get("widths", Parser.widths)))
+    params = unflatten(flat)
+    model = Parser(tuple(meta.get("widths", Parser.widths)), meta.get("input_pool", 1))
     expected = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, HEIGHT, WIDTH, 3))))["params"]
     got = jax.tree.map(np.shape, params)
     want = jax.tree.map(lambda s: tuple(s.shape), expected)
@@ -57,7 +55,7 @@ class HumanParser:
         params, self.meta = load_weights(weights)
         self.params = jax.device_put(params)
         self.batch_size = batch_size
-        model = Parser(tuple(self.meta.get("widths", Parser.widths)))
+        model = Parser(tuple(self.meta.get("widths", Parser.widths)), self.meta.get("input_pool", 1))
 
         @jax.jit
         def predict(params, images):

@@ -8,6 +8,7 @@ test persons (../shared/golden/pose): neck at (97.0, 83.5), torso (neck to mid-h
 px; VITON's own OpenPose annotations of the 2032 test persons give (95.7, 83.8) and 118.8 px.
 """
 import dataclasses
+import os
 
 import cv2
 import numpy as np
@@ -97,7 +98,8 @@ class PersonPreprocessor:
 
     def prepare_batch(self, sources, names=None) -> list:
         """One Person or the exception refusing it, per source (path, bytes or PIL image)."""
-        names = names or [str(s) if isinstance(s, str) else f"photo {i}" for i, s in enumerate(sources)]
+        names = names or [os.fspath(s) if isinstance(s, (str, os.PathLike)) else f"photo {i}"
+                          for i, s in enumerate(sources)]
         located = []
         for source, name in zip(sources, names):
             try:
@@ -118,7 +120,7 @@ class PersonPreprocessor:
         return out
 
     def prepare(self, source, name: str | None = None) -> Person:
-        result = self.prepare_batch([source], [name or (source if isinstance(source, str) else "photo")])[0]
+        result = self.prepare_batch([source], [name] if name else None)[0]
         if isinstance(result, Exception):
             raise result
         return result

@@ -31,7 +31,7 @@ def load_photo(source, name: str | None = None, max_pixels: int = MAX_PIXELS) ->
         if source.dtype != np.uint8 or source.ndim not in (2, 3) or channels not in (1, 3, 4):
             raise PhotoError(f"{name or 'photo'}: expected an HxW, HxWx3 or HxWx4 uint8 array, got "
                              f"{source.dtype} {source.shape}")
-        source = Image.fromarray(source)
+        source = Image.fromarray(source[..., 0] if channels == 1 and source.ndim == 3 else source)
     if isinstance(source, Image.Image):
         name = name or "photo"
         _check_size(source, name, max_pixels)
