@@ -154,10 +154,15 @@ def test_permanent_faults_go_to_failed_jsonl(tmp_path):
 
 def test_rate_is_never_exceeded(tmp_path):
     with MusinsaServer() as server:
-        assert main(server.args(tmp_path, "--category", "003", "--max-items", "4", "--rate", "20",
+        assert main(server.args(tmp_path, "--category", "003", "--max-items", "4", "--rate", "10",
                                 "--concurrency", "4")) == 0
     starts = sorted(t for t, _, _ in server.log)
-    assert len(starts) >= 10 and min(b - a for a, b in zip(starts, starts[1:])) >= 0.05 - 0.005
+    # Arrival times at the server jitter by a few ms on a loaded machine, so the contract is
+    # checked as requests per second: overall, in every 1-second window, and no bunching.
+    assert len(starts) >= 12
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) <= 10 * 1.02
+    assert all(sum(1 for t in starts if s <= t < s + 1.0) <= 10 + 1 for s in starts)
+    assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.5 / 10
 
 
 def test_tfds_builder_reads_a_crawl(tmp_path):
