@@ -79,7 +79,7 @@ def test_heatmaps_round_trip_to_keypoints():
     kp[0, 7] = (13.0, 220.5, 0.5)
     maps = parser_train.heatmap_targets(jnp.asarray(kp), 256, 192, sigma=1.5)
     assert maps.shape == (1, 64, 48, 18) and float(maps[..., 1].max()) == 0
-    found = np.asarray(parser_train.keypoints_from_heatmaps(maps))
+    found = np.asarray(parser_lib.keypoints_from_heatmaps(maps))
     assert np.abs(found[0, [0, 7], :2] - kp[0, [0, 7], :2]).max() < 1.0
     assert np.all(found[0, 1] == 0) and found[0, 0, 2] > 0.9
 

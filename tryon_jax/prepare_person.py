@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from tryon_jax import io
-from tryon_jax.parser_train import colour_labels
+from tryon_jax.preprocess.parser import colour_labels
 
 # OpenPose-18 limbs drawn on the overlay.
 LIMBS = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),

@@ -12,11 +12,46 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tryon_jax.models.parser import Parser
+from tryon_jax.models.parser import HEATMAP_STRIDE, Parser
 from tryon_jax.weights import unflatten
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "parser.npz"
 HEIGHT, WIDTH = 256, 192
+
+
+def keypoints_from_heatmaps(heatmaps, threshold: float = 0.3):
+    """(B, h, w, 18) heatmaps -> (B, 18, 3) pixel keypoints (x, y, peak) of the full frame;
+    the peak position is refined by the heatmap-weighted mean of its 3x3 neighbourhood;
+    peaks below ``threshold`` are missing (0, 0, 0), OpenPose's convention."""
+    b, h, w, k = heatmaps.shape
+    flat = heatmaps.reshape(b, h * w, k)
+    idx = jnp.argmax(flat, axis=1)
+    peak = jnp.max(flat, axis=1)
+    py, px = idx // w, idx % w
+    pad = jnp.pad(heatmaps, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    offsets = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+
+    def around(dy, dx):
+        return jnp.take_along_axis(pad.reshape(b, (h + 2) * (w + 2), k),
+                                   ((py + 1 + dy) * (w + 2) + px + 1 + dx)[:, None, :], axis=1)[:, 0]
+
+    vals = jnp.stack([jnp.maximum(around(dy, dx), 0) for dy, dx in offsets.tolist()], 0)
+    total = vals.sum(0) + 1e-6
+    fy = py + jnp.einsum("n,nbk->bk", offsets[:, 0].astype(jnp.float32), vals) / total
+    fx = px + jnp.einsum("n,nbk->bk", offsets[:, 1].astype(jnp.float32), vals) / total
+    x = (fx + 0.5) * HEATMAP_STRIDE - 0.5
+    y = (fy + 0.5) * HEATMAP_STRIDE - 0.5
+    found = peak >= threshold
+    return jnp.where(found[..., None], jnp.stack([x, y, peak], -1), 0.0)
+
+
+PALETTE = np.array([[0, 0, 0], [128, 0, 0], [255, 85, 0], [0, 85, 85], [255, 170, 0], [51, 170, 221], [0, 255, 255],
+                    [85, 51, 0], [0, 85, 0], [85, 255, 170], [170, 255, 85], [0, 0, 255], [0, 0, 85],
+                    [255, 255, 0]], np.uint8)
+
+
+def colour_labels(label: np.ndarray) -> np.ndarray:
+    return PALETTE[np.asarray(label).astype(np.int64)]
 
 
 def load_weights(path: str | os.PathLike | None = None) -> tuple[dict, dict]:
@@ -51,7 +86,6 @@ class HumanParser:
     ``batch_size`` so one compilation serves every call."""
 
     def __init__(self, weights: str | os.PathLike | None = None, batch_size: int = 16):
-        from tryon_jax.parser_train import keypoints_from_heatmaps
         params, self.meta = load_weights(weights)
         self.params = jax.device_put(params)
         self.batch_size = batch_size
