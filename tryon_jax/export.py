@@ -69,14 +69,27 @@ def write(variables: dict, out_dir: str, platforms=("cpu",), source: str = "", s
     return out_dir
 
 
+def load_exported(out_dir: str) -> tuple[jax.export.Exported, dict, dict]:
+    """(the deserialized function, its variables, export.json) of an export folder."""
+    hint = f"write it with python -m tryon_jax.export --out={out_dir} (and --workdir or --acgpn-checkpoints)"
+    path, meta_path = os.path.join(out_dir, EXPORT_FILE), os.path.join(out_dir, META_FILE)
+    for p in (path, meta_path):
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"{p} not found: {hint}")
+    with open(path, "rb") as f:
+        try:
+            exported = jax.export.deserialize(bytearray(f.read()))
+        except Exception as e:  # flatbuffer / version errors
+            raise ValueError(f"{path}: not a jax.export artefact this JAX can read ({e}); {hint}") from e
+    with open(meta_path) as f:
+        meta = json.load(f)
+    variables, _ = weights.load_params(os.path.join(out_dir, weights.PARAMS_FILE))
+    return exported, variables, meta
+
+
 def load(out_dir: str):
     """Returns ``call(batch, key_data) -> outputs`` from an export folder."""
-    path = os.path.join(out_dir, EXPORT_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: write it with python -m tryon_jax.export --out={out_dir}")
-    with open(path, "rb") as f:
-        exported = jax.export.deserialize(bytearray(f.read()))
-    variables, _ = weights.load_params(os.path.join(out_dir, weights.PARAMS_FILE))
+    exported, variables, _ = load_exported(out_dir)
     return lambda batch, key_data: exported.call(variables, batch, key_data)
 
 

@@ -36,11 +36,15 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
 
 
-def save_png(path: str, image_uint8: np.ndarray) -> None:
+def png_bytes(image_uint8: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image_uint8).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path: str, image_uint8: np.ndarray) -> None:
     with atomic_write(path) as f:
-        f.write(buf.getvalue())
+        f.write(png_bytes(image_uint8))
 
 
 def grid(rows: list[list[np.ndarray]]) -> np.ndarray:

@@ -52,29 +52,11 @@ def tryon_job(config, workdir: str) -> list[str]:
 def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0) -> dict:
     """{"musinsa_<goodsNo>.png": {"color", "edge"}} of the Musinsa TFDS dataset's garments of
     ``category`` (decoded uint8, 256x192, VITON framing)."""
-    import io
-
-    import numpy as np
-    import tensorflow_datasets as tfds
-    from PIL import Image
-    from tryon_datasets.musinsa.musinsa import CATEGORIES
-    decoders = {"cloth": tfds.decode.SkipDecoding(), "cloth_mask": tfds.decode.SkipDecoding()}
-    source = tfds.data_source("musinsa", split="train", data_dir=data_dir, decoders=decoders)
-    def decode(encoded: bytes, mode: str) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(encoded)).convert(mode))
-
-    out = {}
-    for i in range(len(source)):
-        ex = source[i]
-        if CATEGORIES[ex["category"]] != category:
-            continue
-        out[f"musinsa_{int(ex['goods_no'])}.png"] = {"color": decode(ex["cloth"], "RGB"),
-                                                     "edge": decode(ex["cloth_mask"], "L")[..., None]}
-        if limit and len(out) >= limit:
-            break
-    if not out:
+    from tryon_jax.catalogue import Catalogue
+    garments = Catalogue.from_tfds(data_dir).list(category)[:limit or None]
+    if not garments:
         raise ValueError(f"{data_dir}: the musinsa dataset has no {category!r} garments")
-    return out
+    return {f"musinsa_{g.id}.png": {"color": g.cloth, "edge": g.mask} for g in garments}
 
 
 JOBS = {"train": train_job, "tryon": tryon_job, "parser": parser_job}

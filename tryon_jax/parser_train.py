@@ -187,6 +187,17 @@ def save_weights(path: str, params: dict, meta: dict) -> None:
         json.dump(meta, f, indent=1, sort_keys=True)
 
 
+def warm_start(params: dict, path: str, widths: tuple, input_pool: int) -> dict:
+    """The parameters of a parser weights file, which must be the same network as the config's."""
+    from tryon_jax.preprocess.parser import load_weights
+    loaded, meta = load_weights(path)
+    if tuple(meta.get("widths", ())) != widths or meta.get("input_pool") != input_pool:
+        raise ValueError(f"parser.init_weights {path}: widths {meta.get('widths')} / input_pool "
+                         f"{meta.get('input_pool')} differ from the config's {list(widths)} / {input_pool}")
+    train._say(f"parser: starting from {path} (step {meta.get('step')})")
+    return jax.tree.map(lambda like, value: jnp.asarray(value, like.dtype), params, loaded)
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 def train_and_evaluate(config, workdir: str) -> ParserState:
@@ -209,6 +220,8 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
                                                   pc.lr * pc.final_lr_fraction)
     step_fn, tx = make_step(config, model, schedule)
     params = model.init(jax.random.key(config.seed), jnp.zeros((1, dc.height, dc.width, 3)))["params"]
+    if pc.init_weights:  # warm start (fine-tuning); a checkpoint in the workdir still wins below
+        params = warm_start(params, pc.init_weights, tuple(pc.widths), pc.input_pool)
     state = ParserState(jnp.zeros((), jnp.int32), params, tx.init(params))
     repl, batch_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     state = jax.device_put(state, repl)
@@ -260,6 +273,7 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
             if jax.process_index() == 0:
                 save_weights(os.path.join(workdir, "parser.npz"), jax.device_get(state.params),
                              {"widths": list(pc.widths), "input_pool": pc.input_pool, "step": done,
+                              "init_weights": os.path.basename(pc.init_weights) if pc.init_weights else None,
                               "height": dc.height, "width": dc.width, "dataset": dc.name, "eval": results})
         bar.update(1)
     bar.close()

@@ -8,25 +8,16 @@ dataset metadata::
 
     python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA
 """
-import hashlib
-import io
 import json
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from crawler import cloth_mask
+from tryon_jax.io import png_bytes
 
 CATEGORIES = ("top", "bottom", "other")
-
-
-def _png(array: np.ndarray) -> bytes:
-    """PNG bytes (TFDS stores given bytes as they are; encoding arrays itself would need TensorFlow)."""
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class Musinsa(tfds.core.GeneratorBasedBuilder):
@@ -70,19 +61,14 @@ class Musinsa(tfds.core.GeneratorBasedBuilder):
             main = item["images"][0]
             path = os.path.join(root, main["file"])
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
-                if hashlib.sha256(data).hexdigest() != main["sha256"]:
-                    raise ValueError("sha256 differs from items.jsonl (file changed or truncated)")
-                rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-                cloth, mask = cloth_mask.frame(rgb, cloth_mask.cloth_mask(rgb))
+                cloth, mask = cloth_mask.item_cloth(root, item)
             except (OSError, ValueError) as e:
                 skipped["count"] += 1
                 skipped["reasons"].append(f"{item['goodsNo']}: {path}: {e}")
                 continue
             gender = item.get("gender") or item.get("listing_gender") or ""
             yield item["goodsNo"], {
-                "goods_no": item["goodsNo"], "cloth": _png(cloth), "cloth_mask": _png(mask),
+                "goods_no": item["goodsNo"], "cloth": png_bytes(cloth), "cloth_mask": png_bytes(mask),
                 "category": item["category"] if item["category"] in CATEGORIES else "other",
                 "subcategory": item.get("subcategory") or "", "name": item.get("name") or "",
                 "brand": item.get("brand") or "", "gender": ",".join(gender) if isinstance(gender, list) else gender,

@@ -19,6 +19,14 @@ class PhotoError(ValueError):
     """A photo that cannot be used; the message names the file and the problem."""
 
 
+class UnsupportedFormat(PhotoError):
+    """Not an image, or an image format that is not accepted (judged from the bytes)."""
+
+
+class TooLarge(PhotoError):
+    """More pixels than allowed, or a decompression bomb."""
+
+
 def load_photo(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An upright (EXIF-rotated) HxWx3 uint8 RGB array from a path, file bytes, a PIL image or
     a uint8 array (grey, RGB or RGBA).
@@ -74,16 +82,16 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PhotoError(f"{name}: image too large, refused as a decompression bomb ({exc}); "
+        raise TooLarge(f"{name}: image too large, refused as a decompression bomb ({exc}); "
                          f"the limit is {max_pixels} pixels") from exc
     except Exception as exc:  # UnidentifiedImageError, or a plugin's error on a damaged header
         kind = _sniff(data)
         if kind in ACCEPTED_FORMATS:
             raise PhotoError(f"{name}: corrupt {kind} image, its header cannot be read ({exc})") from exc
-        raise PhotoError(f"{name}: not a supported image (given {kind}; accepted: {accepted})") from exc
+        raise UnsupportedFormat(f"{name}: not a supported image (given {kind}; accepted: {accepted})") from exc
     fmt = _ALIASES.get(image.format, image.format)
     if fmt not in ACCEPTED_FORMATS:
-        raise PhotoError(f"{name}: unsupported image format {image.format} (accepted: {accepted})")
+        raise UnsupportedFormat(f"{name}: unsupported image format {image.format} (accepted: {accepted})")
     _check_size(image, name, max_pixels)
     return image
 
@@ -109,7 +117,7 @@ def _check_size(image: Image.Image, name: str, max_pixels: int):
     if w <= 0 or h <= 0:
         raise PhotoError(f"{name}: empty image ({w}x{h} pixels)")
     if w * h > max_pixels:
-        raise PhotoError(f"{name}: image of {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} pixels")
+        raise TooLarge(f"{name}: image of {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} pixels")
 
 
 def _to_rgb(image: Image.Image, name: str) -> np.ndarray:

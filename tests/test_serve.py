@@ -1,0 +1,277 @@
+"""The try-on service's API in-process: sessions, CSRF, uploads, owners, garments, try-on,
+caching, micro-batching, rate limits, timeouts, deletion; and a load test with the exported
+model (200 requests from 16 clients, with and without micro-batching)."""
+import asyncio
+import io
+import json
+import os
+import time
+
+import aiohttp
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import serve_fixtures as sf
+from tryon_jax import serve
+from tryon_jax.catalogue import Catalogue
+from tryon_jax.store import PhotoStore
+
+
+class FakeModel:
+    """Blends person and garment; records the batch sizes it was called with."""
+    id = "fake"
+
+    def __init__(self, delay: float = 0.0):
+        self.delay, self.calls = delay, []
+
+    @staticmethod
+    def example(image, label, keypoints, cloth, mask):
+        return {"image": image, "cloth": cloth}
+
+    def __call__(self, examples):
+        self.calls.append(len(examples))
+        time.sleep(self.delay)
+        return [((e["image"].astype(int) + e["cloth"]) // 2).astype(np.uint8) for e in examples]
+
+
+@pytest.fixture(scope="module")
+def preprocessor():
+    from tryon_jax.preprocess.person import PersonPreprocessor
+    return PersonPreprocessor()
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    return Catalogue.load(sf.crawl_catalogue(str(tmp_path_factory.mktemp("crawl"))))
+
+
+def make_service(tmp_path, preprocessor, catalogue, model=None, **settings):
+    store = PhotoStore(str(tmp_path / "store"), preprocessor)
+    return serve.TryOnService(model or FakeModel(), catalogue, store, serve.Settings(**settings))
+
+
+class Client:
+    """One browser: its own cookie jar (owner session) and CSRF token."""
+
+    def __init__(self, url: str, token: str | None = None):
+        self.url = url
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        if token:
+            self.http.cookie_jar.update_cookies({serve.SESSION_COOKIE: token})
+        self.csrf = None
+
+    async def __aenter__(self):
+        async with self.http.get(self.url + "/api/session") as r:
+            assert r.status == 200
+            self.csrf = (await r.json())["csrf_token"]
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.http.close()
+
+    async def call(self, method, path, csrf=True, **kw):
+        headers = kw.pop("headers", {})
+        if csrf and self.csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        async with self.http.request(method, self.url + path, headers=headers, **kw) as r:
+            body = await r.read()
+            return r.status, r.headers, body
+
+    async def upload(self, data: bytes, consent="yes", name="me.jpg"):
+        form = aiohttp.FormData()
+        form.add_field("photo", data, filename=name, content_type="image/jpeg")
+        if consent is not None:
+            form.add_field("consent", consent)
+        status, _, body = await self.call("POST", "/api/photos", data=form)
+        return status, json.loads(body)
+
+
+def run(service, scenario):
+    with sf.RunningServer(service) as server:
+        return asyncio.run(scenario(server.url))
+
+
+PHOTO = open(sf.photo_paths()[0], "rb").read()
+PHOTO2 = open(sf.photo_paths()[1], "rb").read()
+
+
+def test_session_csrf_and_headers(tmp_path, preprocessor, catalogue):
+    service = make_service(tmp_path, preprocessor, catalogue)
+
+    async def scenario(url):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/") as r:
+                assert r.status == 200 and "text/html" in r.headers["Content-Type"]
+                cookie = r.headers["Set-Cookie"]
+                assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+                assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+            for asset in ("/static/app.js", "/static/style.css"):
+                async with http.get(url + asset) as r:
+                    assert r.status == 200
+            async with http.get(url + "/healthz") as r:
+                health = await r.json()
+                assert health["status"] == "ok" and health["garments"] == 12
+        async with Client(url) as c:
+            status, _, body = await c.call("DELETE", "/api/photos/abcdefghijklmnopqrstuvwx", csrf=False)
+            assert status == 403 and b"CSRF" in body
+            status, _, body = await c.call("POST", "/api/tryon", json={}, headers={"X-CSRF-Token": "0" * 32},
+                                           csrf=False)
+            assert status == 403
+            status, _, body = await c.call("POST", "/api/tryon", json={}, headers={"Origin": "http://evil.example"})
+            assert status == 403 and b"cross-origin" in body
+            status, _, body = await c.call("POST", "/api/tryon", json={})
+            assert status == 400 and json.loads(body)["error"]
+            status, _, body = await c.call("GET", "/api/nothing")
+            assert status == 404 and json.loads(body)["error"]
+        async with aiohttp.ClientSession() as http:  # no session at all: refused, not created silently
+            async with http.post(url + "/api/tryon", json={}) as r:
+                assert r.status == 403
+
+    run(service, scenario)
+
+
+def test_upload_list_isolation_and_delete(tmp_path, preprocessor, catalogue):
+    service = make_service(tmp_path, preprocessor, catalogue, max_upload_bytes=200_000)
+
+    async def scenario(url):
+        async with Client(url) as alice, Client(url) as bob:
+            status, body = await alice.upload(PHOTO, consent=None)
+            assert status == 400 and "consent" in body["error"]
+            status, body = await alice.upload(b"%PDF-1.4\n" + b"x" * 500, name="photo.jpg")
+            assert status == 415 and "PDF" in body["error"]
+            status, body = await alice.upload(b"\xff" * 300_000)
+            assert status == 413 and "limit" in body["error"]
+            blank = io.BytesIO()
+            Image.new("RGB", (192, 256), "white").save(blank, format="JPEG")
+            status, body = await alice.upload(blank.getvalue())
+            assert status == 422 and "no person" in body["error"]
+            assert service.store.stats()["photos"] == 0
+
+            status, body = await alice.upload(PHOTO, name="alice.jpg")
+            assert status == 201, body
+            photo = body["photo"]
+            status, _, listing = await alice.call("GET", "/api/photos")
+            assert [p["id"] for p in json.loads(listing)["photos"]] == [photo["id"]]
+            status, headers, png = await alice.call("GET", photo["image_url"])
+            assert status == 200 and Image.open(io.BytesIO(png)).size == (192, 256)
+            assert "no-store" in headers["Cache-Control"]
+
+            # bob sees nothing of alice's and can do nothing with it
+            status, _, listing = await bob.call("GET", "/api/photos")
+            assert json.loads(listing)["photos"] == []
+            assert (await bob.call("GET", photo["image_url"]))[0] == 404
+            assert (await bob.call("DELETE", f"/api/photos/{photo['id']}"))[0] == 404
+            status, _, _ = await bob.call("POST", "/api/tryon", json={"photo_id": photo["id"], "garment_id": "4160088"})
+            assert status == 404
+            # nor with alice's CSRF token
+            bob_csrf, bob.csrf = bob.csrf, alice.csrf
+            assert (await bob.call("DELETE", f"/api/photos/{photo['id']}"))[0] == 403
+            bob.csrf = bob_csrf
+
+            status, _, _ = await alice.call("POST", "/api/tryon", json={"photo_id": photo["id"],
+                                                                         "garment_id": "4160088"})
+            assert status == 200
+            assert (await alice.call("DELETE", f"/api/photos/{photo['id']}"))[0] == 204
+            assert json.loads((await alice.call("GET", "/api/photos"))[2])["photos"] == []
+            assert (await alice.call("GET", photo["image_url"]))[0] == 404
+            return photo["id"]
+
+    photo_id = run(service, scenario)
+    root = service.store.root
+    leftovers = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if not f.startswith("store.sqlite")]
+    assert leftovers == []
+    assert photo_id.encode() not in open(os.path.join(root, "store.sqlite3"), "rb").read()
+
+
+def test_garments(tmp_path, preprocessor, catalogue):
+    service = make_service(tmp_path, preprocessor, catalogue)
+
+    async def scenario(url):
+        async with Client(url) as c:
+            every = json.loads((await c.call("GET", "/api/garments"))[2])["garments"]
+            tops = json.loads((await c.call("GET", "/api/garments?category=top"))[2])["garments"]
+            bottoms = json.loads((await c.call("GET", "/api/garments?category=bottom"))[2])["garments"]
+            assert (len(every), len(tops), len(bottoms)) == (12, 7, 5)
+            assert {g["category"] for g in tops} == {"top"} and all(g["name"] and g["price"] > 0 for g in every)
+            assert (await c.call("GET", "/api/garments?category=hats"))[0] == 400
+            status, _, png = await c.call("GET", tops[0]["image_url"])
+            assert status == 200 and Image.open(io.BytesIO(png)).size == (192, 256)
+            assert (await c.call("GET", "/api/garments/999/image"))[0] == 404
+
+    run(service, scenario)
+
+
+def test_tryon_is_cached_and_micro_batched(tmp_path, preprocessor, catalogue):
+    model = FakeModel(delay=0.2)
+    service = make_service(tmp_path, preprocessor, catalogue, model, max_batch=4, max_wait_ms=50)
+
+    async def scenario(url):
+        async with Client(url) as c:
+            photo = (await c.upload(PHOTO))[1]["photo"]
+            garments = [g["id"] for g in json.loads((await c.call("GET", "/api/garments"))[2])["garments"]]
+            body = lambda g: {"photo_id": photo["id"], "garment_id": g}  # noqa: E731
+            first = await asyncio.gather(*(c.call("POST", "/api/tryon", json=body(g)) for g in garments[:6]))
+            assert [r[0] for r in first] == [200] * 6
+            assert {r[1]["X-Tryon-Cache"] for r in first} == {"miss"}
+            again = await c.call("POST", "/api/tryon", json=body(garments[0]))
+            assert again[1]["X-Tryon-Cache"] == "hit" and again[2] == first[0][2]
+            person = service.store.person(service.store.list(next(iter(_owners(service))))[0].owner, photo["id"])
+            for g, (_, _, png) in zip(garments[:6], first):
+                want = ((person.image.astype(int) + catalogue.get(g).cloth) // 2).astype(np.uint8)
+                np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), want)
+            # the same request twice at once: one model call
+            calls = len(model.calls)
+            twins = await asyncio.gather(*(c.call("POST", "/api/tryon", json=body(garments[7])) for _ in range(2)))
+            assert twins[0][2] == twins[1][2] and sum(model.calls[calls:]) == 1
+
+    run(service, scenario)
+    assert max(model.calls) > 1  # 6 concurrent requests did not make 6 calls
+    assert sum(model.calls[:2]) == 6 and len(model.calls) < 8
+
+
+def _owners(service):
+    return {r[0] for r in service.store._db.execute("SELECT owner FROM photos")}
+
+
+def test_rate_limit_and_timeout(tmp_path, preprocessor, catalogue):
+    service = make_service(tmp_path, preprocessor, catalogue, FakeModel(delay=1.5), rate_per_s=1.0, burst=4,
+                           timeout_s=0.5)
+    token = "t" * 40
+    photo = service.store.add(serve._owner(token), PHOTO, consent=True)
+
+    async def scenario(url):
+        async with Client(url, token) as c:  # 1 token
+            assert (await c.call("GET", "/api/photos"))[0] == 200  # 2
+            status, _, body = await c.call("POST", "/api/tryon", json={"photo_id": photo.id,
+                                                                       "garment_id": "4160088"})  # 3
+            assert status == 503 and b"longer than" in body
+            await c.call("GET", "/api/photos")  # 4
+            status, headers, body = await c.call("GET", "/api/photos")
+            assert status == 429 and int(headers["Retry-After"]) >= 1 and b"try again" in body
+            await asyncio.sleep(1.1)
+            assert (await c.call("GET", "/api/photos"))[0] == 200
+
+    run(service, scenario)
+
+
+def test_rate_limiter_refills():
+    now = [0.0]
+    limiter = serve.RateLimiter(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [limiter.check("a") for _ in range(3)] == [0, 0, 0]
+    assert limiter.check("a") == pytest.approx(0.5)
+    assert limiter.check("b") == 0  # per client
+    now[0] += 0.5
+    assert limiter.check("a") == 0 and limiter.check("a") > 0
+
+
+def test_load_with_and_without_micro_batching(tmp_path, preprocessor, catalogue):
+    """200 try-ons from 16 clients on the exported model; each response is its own pair's image."""
+    report = sf.load_scenario(sf.small_export(str(tmp_path / "export")), catalogue, preprocessor,
+                              str(tmp_path / "store"), requests=200)
+    print(json.dumps(report, indent=1))
+    for r in report.values():
+        assert r["requests"] == r["checked"] == 200 and r["clients"] == 16
+        # different people give different pictures, so a mix-up would have been seen
+        assert r["distinct_results"] == r["pairs"]
+    assert report["max_batch_1"]["mean_batch"] == 1 and report["max_batch_8"]["mean_batch"] > 1.5
