@@ -275,3 +275,75 @@ def test_load_with_and_without_micro_batching(tmp_path, preprocessor, catalogue)
         # different people give different pictures, so a mix-up would have been seen
         assert r["distinct_results"] == r["pairs"]
     assert report["max_batch_1"]["mean_batch"] == 1 and report["max_batch_8"]["mean_batch"] > 1.5
+
+
+def test_catalogue_skips_bad_items_and_explains(tmp_path):
+    from tryon_jax.catalogue import CatalogueError
+    root = sf.crawl_catalogue(str(tmp_path / "crawl"))
+    items = [json.loads(line) for line in open(os.path.join(root, "items.jsonl"), encoding="utf-8")]
+    with open(os.path.join(root, items[0]["images"][0]["file"]), "r+b") as f:
+        f.truncate(100)  # a truncated photo: its sha256 no longer matches
+    with open(os.path.join(root, "items.jsonl"), "a", encoding="utf-8") as f:
+        f.write('{"goodsNo": 1, "categ')  # a torn last line
+    cat = Catalogue.load(root)
+    assert len(cat.garments) == 11 and str(items[0]["goodsNo"]) not in cat.garments
+    assert any("sha256" in r for r in cat.skipped) and any("not JSON" in r for r in cat.skipped)
+    with pytest.raises(CatalogueError, match="neither a crawl output"):
+        Catalogue.load(str(tmp_path))
+
+
+def test_cli_refuses_missing_export(tmp_path, capsys):
+    code = serve.main(["--export", str(tmp_path / "nope"), "--catalogue", str(tmp_path),
+                       "--store", str(tmp_path / "s")])
+    assert code == 2 and "python -m tryon_jax.export" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_serves_on_loopback(tmp_path):
+    """The real command: starts, answers /healthz on 127.0.0.1, logs JSON lines, stops on SIGTERM."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    export_dir = sf.small_export(str(tmp_path / "export"))
+    crawl = sf.crawl_catalogue(str(tmp_path / "crawl"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tryon_jax.serve", "--export", export_dir, "--catalogue", crawl,
+                             "--store", str(tmp_path / "store"), "--port", str(port), "--max-batch", "2"],
+                            stderr=subprocess.PIPE, text=True, cwd=sf.ROOT)
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                    health = json.loads(r.read())
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, "the server did not come up"
+                time.sleep(1)
+        assert health["status"] == "ok" and health["garments"] == 12 and health["batching"]["max_batch"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    start = next(e for e in events if e.get("event") == "start")
+    assert start["url"] == f"http://127.0.0.1:{port}"
+    assert any(e.get("event") == "request" and e["path"] == "/healthz" and e["status"] == 200 for e in events)
+
+
+def test_serving_loads_no_tryon_model_or_training_code():
+    """The service runs the jax.export artefact: the try-on model's modules and the training
+    stack are never imported (the parser of the person preprocessing is)."""
+    import subprocess
+    import sys
+    code = ("import sys; import tryon_jax.serve, tryon_jax.served_model; "
+            "from tryon_jax.preprocess.person import PersonPreprocessor; "
+            "print(' '.join(m for m in ('tryon_jax.pipeline', 'tryon_jax.models.acgpn', 'tryon_jax.convert', "
+            "'tryon_jax.train', 'tryon_jax.export', 'optax', 'orbax.checkpoint', 'tensorflow_datasets') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=sf.ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ""

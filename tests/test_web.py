@@ -2,8 +2,9 @@
 Selenium): upload a shipped photo with consent, try a garment on, see the result, delete the
 photo and check it is gone from the page and from the store.
 
-Set TRYON_SCREENSHOT=PATH to also save a screenshot of the page with the result
-(docs/screenshot.png is made this way)."""
+Set TRYON_SCREENSHOT=PATH to also save a screenshot of the whole page with the result, and
+TRYON_WEB_EXPORT=DIR to serve that export instead of the demo-sized model with fresh weights
+(docs/screenshot.png: the export of configs/demo.py's trained model, see docs/README.md)."""
 import os
 import shutil
 
@@ -49,7 +50,8 @@ def server(tmp_path_factory):
     from tryon_jax.preprocess.person import PersonPreprocessor
     from tryon_jax.served_model import ExportedTryOn
     root = tmp_path_factory.mktemp("web")
-    model = ExportedTryOn(sf.small_export(str(root / "export")), max_batch=4)
+    export_dir = os.environ.get("TRYON_WEB_EXPORT") or sf.small_export(str(root / "export"))
+    model = ExportedTryOn(export_dir, max_batch=4)
     catalogue = Catalogue.load(sf.crawl_catalogue(str(root / "crawl")))
     store = PhotoStore(str(root / "store"), PersonPreprocessor())
     with sf.RunningServer(serve.TryOnService(model, catalogue, store, serve.Settings(max_batch=4))) as running:
@@ -102,7 +104,9 @@ def test_upload_tryon_delete_in_a_browser(browser, server):
     owner = store.list(next(iter({r[0] for r in store._db.execute("SELECT owner FROM photos")})))[0].owner
     assert os.listdir(os.path.join(store.root, "photos", photo_id, "results"))  # cached with the photo
     if os.environ.get("TRYON_SCREENSHOT"):
+        browser.set_window_size(1200, browser.execute_script("return document.documentElement.scrollHeight") + 140)
         browser.save_screenshot(os.environ["TRYON_SCREENSHOT"])
+        browser.set_window_size(1200, 1500)
 
     # a phone-width screen: one column, nothing wider than the screen
     browser.set_window_size(390, 844)

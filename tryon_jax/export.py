@@ -6,7 +6,8 @@
 OUT/params.npz      variables, '/'-joined keys, no pickle (weights.load_params)
 OUT/tryon.jaxexport serialized jax.export.Exported: f(variables, raw, key_data) -> outputs
 OUT/export.json     input and output names, shapes and the JAX version
-Serving needs neither the model code nor the training code: ``load(OUT)`` gives a callable.
+Serving needs neither the model code nor the training code: ``tryon_jax.exported.load(OUT)``
+gives a callable.
 """
 import argparse
 import dataclasses
@@ -20,13 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from tryon_jax import io, loader_ops, pipeline, train_data, weights
+from tryon_jax.exported import EXPORT_FILE, IMAGE_CHANNELS, META_FILE, OUTPUTS, load, load_exported  # noqa: F401
 from tryon_jax.data import HEIGHT, NUM_KEYPOINTS, WIDTH
 from tryon_jax.models.spec import ModelSpec
 
-EXPORT_FILE = "tryon.jaxexport"
-META_FILE = "export.json"
-OUTPUTS = ("fake_image", "warped", "warped_mask", "fake_c", "fake_cl_dis", "armlabel_map")
-IMAGE_CHANNELS = {"label": 1, "image": 3, "edge": 1, "color": 3}
 
 
 def serving_fn(variables, raw, key_data, spec: ModelSpec = ModelSpec()):
@@ -67,30 +65,6 @@ def write(variables: dict, out_dir: str, platforms=("cpu",), source: str = "", s
     with io.atomic_write(os.path.join(out_dir, META_FILE), "w") as f:
         json.dump(meta, f, indent=1)
     return out_dir
-
-
-def load_exported(out_dir: str) -> tuple[jax.export.Exported, dict, dict]:
-    """(the deserialized function, its variables, export.json) of an export folder."""
-    hint = f"write it with python -m tryon_jax.export --out={out_dir} (and --workdir or --acgpn-checkpoints)"
-    path, meta_path = os.path.join(out_dir, EXPORT_FILE), os.path.join(out_dir, META_FILE)
-    for p in (path, meta_path):
-        if not os.path.isfile(p):
-            raise FileNotFoundError(f"{p} not found: {hint}")
-    with open(path, "rb") as f:
-        try:
-            exported = jax.export.deserialize(bytearray(f.read()))
-        except Exception as e:  # flatbuffer / version errors
-            raise ValueError(f"{path}: not a jax.export artefact this JAX can read ({e}); {hint}") from e
-    with open(meta_path) as f:
-        meta = json.load(f)
-    variables, _ = weights.load_params(os.path.join(out_dir, weights.PARAMS_FILE))
-    return exported, variables, meta
-
-
-def load(out_dir: str):
-    """Returns ``call(batch, key_data) -> outputs`` from an export folder."""
-    exported, variables, _ = load_exported(out_dir)
-    return lambda batch, key_data: exported.call(variables, batch, key_data)
 
 
 def main(argv=None) -> int:

@@ -179,7 +179,7 @@ def load_examples(name: str, split: str, data_dir: str, count: int) -> dict:
 
 def save_weights(path: str, params: dict, meta: dict) -> None:
     """params as float16 in an .npz (flattened 'a/b/c' names, no pickle) + a JSON next to it."""
-    from tryon_jax.weights import flatten
+    from tryon_jax.params_io import flatten
     flat = {k: np.asarray(v, np.float16) for k, v in flatten(params).items()}
     with io.atomic_write(path) as f:
         np.savez_compressed(f, **flat)

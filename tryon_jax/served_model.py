@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tryon_jax import export, io, loader_ops
+from tryon_jax import exported as export_format, io
+from tryon_jax.loader_ops import pose_boxes
 
 
 def _sha256(paths) -> str:
@@ -26,9 +27,9 @@ def _sha256(paths) -> str:
 
 class ExportedTryOn:
     def __init__(self, export_dir: str, max_batch: int = 8):
-        exported, self.variables, self.meta = export.load_exported(export_dir)
-        self.id = _sha256([os.path.join(export_dir, export.EXPORT_FILE),
-                           os.path.join(export_dir, "params.npz")])[:16]
+        exported, self.variables, self.meta = export_format.load_exported(export_dir)
+        self.id = _sha256([os.path.join(export_dir, export_format.EXPORT_FILE),
+                           os.path.join(export_dir, export_format.params_io.PARAMS_FILE)])[:16]
         self.output_size = tuple(self.meta.get("output_size", (256, 192)))
         self.buckets = sorted({min(2 ** i, max_batch) for i in range(max_batch.bit_length() + 1)} | {max_batch})
         self._call = jax.jit(exported.call)
@@ -39,7 +40,7 @@ class ExportedTryOn:
         """The model's raw inputs from a stored person and a garment (uint8 arrays)."""
         return {"label": np.asarray(label, np.uint8)[..., None] if np.ndim(label) == 2 else label,
                 "image": np.asarray(image, np.uint8), "edge": np.asarray(mask, np.uint8),
-                "color": np.asarray(cloth, np.uint8), "pose_boxes": loader_ops.pose_boxes(np.asarray(keypoints))}
+                "color": np.asarray(cloth, np.uint8), "pose_boxes": pose_boxes(np.asarray(keypoints))}
 
     def _bucket(self, n: int) -> int:
         return next(b for b in self.buckets if b >= n)
@@ -49,7 +50,7 @@ class ExportedTryOn:
         n = len(examples)
         size = self._bucket(n)
         padded = list(examples) + [examples[-1]] * (size - n)
-        batch = {k: jnp.asarray(np.stack([e[k] for e in padded])) for k in export.IMAGE_CHANNELS}
+        batch = {k: jnp.asarray(np.stack([e[k] for e in padded])) for k in export_format.IMAGE_CHANNELS}
         batch["pose_boxes"] = jnp.asarray(np.stack([e["pose_boxes"] for e in padded]).astype(np.int32))
         keys = jnp.asarray(np.tile(self._key, (size, 1)))
         fake = np.asarray(jax.device_get(self._call(self.variables, batch, keys)["fake_image"]))

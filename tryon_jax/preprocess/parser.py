@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tryon_jax.models.parser import HEATMAP_STRIDE, Parser
-from tryon_jax.weights import unflatten
+from tryon_jax.params_io import unflatten
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "parser.npz"
 HEIGHT, WIDTH = 256, 192
