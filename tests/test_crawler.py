@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -197,3 +198,11 @@ def test_tfds_builder_reads_a_crawl(tmp_path):
     chosen = jobs.musinsa_cloths(str(tmp_path / "tfds"), "top", 2)
     assert len(chosen) == 2 and all(items[int(n[8:-4])]["category"] == "top" for n in chosen)
     assert sorted(os.path.basename(p) for p in written) == sorted(f"000001_0__{n[:-4]}.png" for n in chosen)
+    # the service's catalogue reads the same dataset, and the crawl folder gives the same garments
+    from tryon_jax.catalogue import Catalogue
+    from_tfds, from_crawl = Catalogue.load(str(tmp_path / "tfds")), Catalogue.load(str(crawl))
+    assert sorted(from_tfds.garments) == sorted(from_crawl.garments)
+    for gid, g in from_tfds.garments.items():
+        assert g.public() == from_crawl.get(gid).public()
+        np.testing.assert_array_equal(g.cloth, from_crawl.get(gid).cloth)
+        np.testing.assert_array_equal(g.mask, from_crawl.get(gid).mask)

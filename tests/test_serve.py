@@ -265,6 +265,7 @@ def test_rate_limiter_refills():
     assert limiter.check("a") == 0 and limiter.check("a") > 0
 
 
+@pytest.mark.slow
 def test_load_with_and_without_micro_batching(tmp_path, preprocessor, catalogue):
     """200 try-ons from 16 clients on the exported model; each response is its own pair's image."""
     report = sf.load_scenario(sf.small_export(str(tmp_path / "export")), catalogue, preprocessor,
