@@ -18,13 +18,16 @@ from tryon_jax.models.parser import Parser
 
 
 def evaluate(weights: str | None, data_dir: str, name: str = "viton/cpvton", split: str = "test", count: int = 0,
-             chunk: int = 256) -> dict:
+             chunk: int = 256, flip: bool | None = None) -> dict:
+    """``flip``: mirrored test-time averaging (default: the weights file's test_time_flip, as
+    HumanParser runs it)."""
     import numpy as np
     from tryon_jax import input_pipeline, parser_train
     from tryon_jax.preprocess.parser import load_weights
     params, meta = load_weights(weights)
     model = Parser(tuple(meta.get("widths", Parser.widths)), meta.get("input_pool", 1))
-    evaluate_fn = parser_train.make_evaluator(model)
+    flip = bool(meta.get("test_time_flip", False)) if flip is None else flip
+    evaluate_fn = parser_train.make_evaluator(model, flip=flip)
     size = len(input_pipeline.data_source(name, split, data_dir))
     count = min(count or size, size)
     loader = input_pipeline.create_loader(name, split, chunk, data_dir=data_dir, shuffle=False, num_epochs=1,
@@ -45,12 +48,13 @@ def evaluate(weights: str | None, data_dir: str, name: str = "viton/cpvton", spl
     results = {kind: {**parsing.scores(m), "pose_pck": pose[kind][0] / max(pose[kind][1], 1)}
                for kind, m in matrices.items()}
     return {"weights": weights or "committed", "dataset": f"{name}:{split}", "photos": seen, "step": meta.get("step"),
-            "results": results}
+            "test_time_flip": flip, "results": results}
 
 
 def markdown(report: dict) -> str:
     kinds = list(report["results"])
-    lines = [f"# Parser evaluation: {report['dataset']}, {report['photos']} photos (weights {report['weights']})", "",
+    lines = [f"# Parser evaluation: {report['dataset']}, {report['photos']} photos (weights {report['weights']}, "
+             f"test-time flip {'on' if report.get('test_time_flip') else 'off'})", "",
              "| class | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for row in ("miou_common", "miou_main", "foreground_iou", "pose_pck"):
         lines.append(f"| **{row}** | " + " | ".join(f"{report['results'][k][row]:.3f}" for k in kinds) + " |")
@@ -67,10 +71,13 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="viton/cpvton")
     ap.add_argument("--split", default="test")
     ap.add_argument("--count", type=int, default=0, help="photos (0: the whole split)")
+    ap.add_argument("--flip", choices=["on", "off"], help="test-time mirror averaging (default: as the weights "
+                    "file says, which is how prepare_person runs it)")
     ap.add_argument("--out", default="parser_eval", help="folder for parser_eval.json and parser_eval.md")
     args = ap.parse_args(argv)
     try:
-        report = evaluate(args.weights, args.data_dir, args.name, args.split, args.count)
+        report = evaluate(args.weights, args.data_dir, args.name, args.split, args.count,
+                          flip=None if args.flip is None else args.flip == "on")
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -162,3 +162,33 @@ def test_training_runs_resumes_and_writes_weights(tmp_path):
     meta = json.loads((tmp_path / "a" / "parser.json").read_text())
     assert meta["step"] == 4 and meta["eval"]["clean"]["pixels"] == 2 * 256 * 192
     parser_lib.load_weights(tmp_path / "a" / "parser.npz")
+
+
+def test_flip_prediction_is_mirror_symmetric():
+    """With test-time flip, parsing the mirrored photo gives the mirrored labels (left/right
+    swapped) exactly; without it a random network does not."""
+    from tryon_jax.models.parser import LABEL_MIRROR, predict
+    model = Parser((8, 8, 16, 16, 16), input_pool=2)
+    image = jax.random.uniform(jax.random.key(0), (2, 256, 192, 3), minval=-1, maxval=1)
+    params = model.init(jax.random.key(1), image)["params"]
+    params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape), params)
+    for flip, symmetric in ((True, True), (False, False)):
+        a, _ = predict(model, params, image, flip)
+        b, _ = predict(model, params, image[:, :, ::-1], flip)
+        same = np.mean(np.asarray(LABEL_MIRROR[np.asarray(b)][:, :, ::-1]) == np.asarray(a))
+        assert (same == 1.0) == symmetric, (flip, same)
+
+
+def test_warm_start_takes_the_file_and_refuses_another_network(tmp_path):
+    model = Parser((8, 8, 16, 16, 16), input_pool=2)
+    x = jnp.zeros((1, 256, 192, 3))
+    trained = model.init(jax.random.key(3), x)["params"]
+    path = str(tmp_path / "p.npz")
+    parser_train.save_weights(path, trained, {"widths": [8, 8, 16, 16, 16], "input_pool": 2})
+    fresh = model.init(jax.random.key(4), x)["params"]
+    started = parser_train.warm_start(fresh, path, (8, 8, 16, 16, 16), 2)
+    for a, b in zip(jax.tree.leaves(started), jax.tree.leaves(trained)):
+        assert a.dtype == jnp.float32
+        np.testing.assert_array_equal(a, np.asarray(b, np.float16).astype(np.float32))
+    with pytest.raises(ValueError, match="differ from the config"):
+        parser_train.warm_start(fresh, path, (8, 8, 16, 16, 32), 2)

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# ACGPN label ids swapped by a mirror: shoes 5<->6, legs 9<->10, arms 11<->13.
-LABEL_MIRROR = np.array([0, 1, 2, 3, 4, 6, 5, 7, 8, 10, 9, 13, 12, 11], np.int32)
+from tryon_jax.models.parser import LABEL_MIRROR
+
 # OpenPose-18 indices swapped by a mirror (right <-> left).
 KEYPOINT_MIRROR = np.array([0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16], np.int32)
 

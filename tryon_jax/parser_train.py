@@ -22,7 +22,7 @@ from tqdm import tqdm
 from evaluation import parsing
 from tryon_jax import checkpoint, io, parser_augment, train, train_data
 from tryon_jax.metrics_log import MetricsLog
-from tryon_jax.models.parser import HEATMAP_STRIDE, NUM_LABELS, Parser
+from tryon_jax.models.parser import HEATMAP_STRIDE, NUM_LABELS, Parser, predict as predict_labels
 from tryon_jax.preprocess.parser import colour_labels, keypoints_from_heatmaps
 
 
@@ -115,9 +115,9 @@ def _preview(preview: dict) -> np.ndarray:
 
 # --- evaluation -------------------------------------------------------------------------------
 
-def make_evaluator(model: Parser, batch_size: int = 16):
+def make_evaluator(model: Parser, batch_size: int = 16, flip: bool = False):
     """A function (params, examples) -> {variant: confusion matrix, pose pck} over the clean
-    test images and their off-distribution versions."""
+    test images and their off-distribution versions (``flip``: as parser.predict)."""
 
     @jax.jit
     def predict(params, image, label, keypoints, source, valid):
@@ -125,12 +125,12 @@ def make_evaluator(model: Parser, batch_size: int = 16):
         for kind in ("clean",) + parser_augment.OFF_DISTRIBUTION:
             x, y, kp = jax.vmap(lambda a, b, c, d: parser_augment.off_distribution(kind, a, b, c, d))(
                 image, label, keypoints, source)
-            o = model.apply({"params": params}, x * 2 - 1)
+            labels, heatmaps = predict_labels(model, params, x * 2 - 1, flip)
             # padded examples are scored as label 0 predicted 0 and then removed from the count
-            pred = jnp.where(valid[:, None, None], jnp.argmax(o["label_logits"], -1), 0)
+            pred = jnp.where(valid[:, None, None], labels, 0)
             conf = parsing.confusion(pred, jnp.where(valid[:, None, None], y, 0))
             out[kind] = (conf.at[0, 0].add(-jnp.sum(~valid) * y.shape[1] * y.shape[2]),
-                         keypoints_from_heatmaps(o["heatmaps"]), kp)
+                         keypoints_from_heatmaps(heatmaps), kp)
         return out
 
     def evaluate(params, examples: dict, raw: bool = False) -> dict:

@@ -10,10 +10,13 @@ halving saves 4x in compute). Heatmaps come out at H/4 (HEATMAP_STRIDE).
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 NUM_LABELS = 14
 NUM_KEYPOINTS = 18
 HEATMAP_STRIDE = 4
+# ACGPN label ids swapped by a mirror: shoes 5<->6, legs 9<->10, arms 11<->13.
+LABEL_MIRROR = np.array([0, 1, 2, 3, 4, 6, 5, 7, 8, 10, 9, 13, 12, 11], np.int32)
 
 
 class ConvBlock(nn.Module):
@@ -70,3 +73,15 @@ class Parser(nn.Module):
         logits = nn.Conv(NUM_LABELS, (3, 3), padding="SAME", dtype=self.dtype, name="labels")(x)
         logits = jax.image.resize(logits, (b, h, w, NUM_LABELS), "bilinear")
         return {"label_logits": logits.astype(jnp.float32), "heatmaps": heatmaps.astype(jnp.float32)}
+
+
+def predict(model: Parser, params, image, flip: bool = False):
+    """(label ids (B, H, W), heatmaps) of images in [-1, 1]. ``flip``: the label
+    log-probabilities are averaged with those of the mirrored image (its left/right labels
+    swapped back), a test-time augmentation; the heatmaps are the unmirrored image's."""
+    out = model.apply({"params": params}, image)
+    log_p = jax.nn.log_softmax(out["label_logits"])
+    if flip:
+        mirrored = model.apply({"params": params}, image[:, :, ::-1])["label_logits"][:, :, ::-1]
+        log_p = log_p + jax.nn.log_softmax(mirrored[..., LABEL_MIRROR])
+    return jnp.argmax(log_p, -1), out["heatmaps"]

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tryon_jax.models.parser import HEATMAP_STRIDE, Parser
+from tryon_jax.models.parser import HEATMAP_STRIDE, Parser, predict as predict_labels
 from tryon_jax.params_io import unflatten
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "parser.npz"
@@ -83,18 +83,20 @@ def load_weights(path: str | os.PathLike | None = None) -> tuple[dict, dict]:
 class HumanParser:
     """``parse(images)``: (B, 256, 192, 3) uint8 RGB -> (B, 256, 192) uint8 ACGPN labels and
     (B, 18, 3) heatmap keypoints (x, y, peak; missing = 0). Batches are padded to
-    ``batch_size`` so one compilation serves every call."""
+    ``batch_size`` so one compilation serves every call. ``flip`` (default: the weights file's
+    ``test_time_flip``) also parses the mirrored image and averages (models.parser.predict)."""
 
-    def __init__(self, weights: str | os.PathLike | None = None, batch_size: int = 16):
+    def __init__(self, weights: str | os.PathLike | None = None, batch_size: int = 16, flip: bool | None = None):
         params, self.meta = load_weights(weights)
         self.params = jax.device_put(params)
         self.batch_size = batch_size
+        self.flip = bool(self.meta.get("test_time_flip", False)) if flip is None else flip
         model = Parser(tuple(self.meta.get("widths", Parser.widths)), self.meta.get("input_pool", 1))
 
         @jax.jit
         def predict(params, images):
-            out = model.apply({"params": params}, images.astype(jnp.float32) / 127.5 - 1)
-            return jnp.argmax(out["label_logits"], -1).astype(jnp.uint8), keypoints_from_heatmaps(out["heatmaps"])
+            labels, heatmaps = predict_labels(model, params, images.astype(jnp.float32) / 127.5 - 1, self.flip)
+            return labels.astype(jnp.uint8), keypoints_from_heatmaps(heatmaps)
 
         self._predict = predict
 
