@@ -1,6 +1,6 @@
 """Try-on service under load on loopback: p50/p99 latency and throughput of try-on requests
 from concurrent clients (each its own owner with its own photo), with and without
-micro-batching; every response is checked to be its own pair's image. Prints JSON.
+micro-batching; every response is checked to be exactly its own pair's image. Prints JSON.
 
     python benchmarks/serve.py [--export DIR] [--requests 200] [--max-batches 1,8] [--max-wait-ms 5]
 
