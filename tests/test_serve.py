@@ -70,6 +70,11 @@ class Client:
     async def __aexit__(self, *exc):
         await self.http.close()
 
+    @property
+    def owner(self) -> str:
+        """The store's owner id of this browser's session cookie."""
+        return serve._owner(next(c.value for c in self.http.cookie_jar if c.key == serve.SESSION_COOKIE))
+
     async def call(self, method, path, csrf=True, **kw):
         headers = kw.pop("headers", {})
         if csrf and self.csrf:
@@ -216,7 +221,7 @@ def test_tryon_is_cached_and_micro_batched(tmp_path, preprocessor, catalogue):
             assert {r[1]["X-Tryon-Cache"] for r in first} == {"miss"}
             again = await c.call("POST", "/api/tryon", json=body(garments[0]))
             assert again[1]["X-Tryon-Cache"] == "hit" and again[2] == first[0][2]
-            person = service.store.person(service.store.list(next(iter(_owners(service))))[0].owner, photo["id"])
+            person = service.store.person(c.owner, photo["id"])
             for g, (_, _, png) in zip(garments[:6], first):
                 want = ((person.image.astype(int) + catalogue.get(g).cloth) // 2).astype(np.uint8)
                 np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), want)
@@ -228,10 +233,6 @@ def test_tryon_is_cached_and_micro_batched(tmp_path, preprocessor, catalogue):
     run(service, scenario)
     assert max(model.calls) > 1  # 6 concurrent requests did not make 6 calls
     assert sum(model.calls[:2]) == 6 and len(model.calls) < 8
-
-
-def _owners(service):
-    return {r[0] for r in service.store._db.execute("SELECT owner FROM photos")}
 
 
 def test_rate_limit_and_timeout(tmp_path, preprocessor, catalogue):

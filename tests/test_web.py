@@ -101,7 +101,8 @@ def test_upload_tryon_delete_in_a_browser(browser, server):
     width = _wait(browser, lambda d: d.execute_script(loaded))
     assert width == server.service.model.output_size[1]
     assert browser.find_element(By.ID, "result").is_displayed()
-    owner = store.list(next(iter({r[0] for r in store._db.execute("SELECT owner FROM photos")})))[0].owner
+    owner = serve._owner(browser.get_cookie(serve.SESSION_COOKIE)["value"])
+    assert [r.id for r in store.list(owner)] == [photo_id]
     assert os.listdir(os.path.join(store.root, "photos", photo_id, "results"))  # cached with the photo
     if os.environ.get("TRYON_SCREENSHOT"):
         browser.set_window_size(1200, browser.execute_script("return document.documentElement.scrollHeight") + 140)

@@ -39,6 +39,7 @@ import secrets
 import sys
 import time
 
+import numpy as np
 from aiohttp import web
 
 from tryon_jax import io
@@ -370,7 +371,6 @@ def build(export_dir: str, catalogue_dir: str, store_dir: str, settings: Setting
     store = PhotoStore(store_dir, PersonPreprocessor(parser_weights), retention_days, max_photos)
     if warmup:
         g = next(iter(catalogue.garments.values()))
-        import numpy as np
         model.warmup(model.example(np.full((256, 192, 3), 255, np.uint8), np.zeros((256, 192), np.uint8),
                                    np.zeros((18, 3)), g.cloth, g.mask))
     return TryOnService(model, catalogue, store, settings)
