@@ -7,11 +7,14 @@ images may be used for non-commercial research (see data/viton_acgpn_sample/PROV
 
 (VITON in CP-VTON layout is e.g. the data/ folder of the public sahiljit/cp-vton-plus
 repository.) The run writes WORKDIR/parser.npz (float16) at every checkpoint. The committed
-weights tryon_jax/preprocess/weights/parser.npz come from two runs (see that folder's README):
-this command (seed 0, 4000 steps, about 70 minutes on a 2-core CPU), then the second stage
-``--config=configs/parser.py:finetune --workdir=runs/parser_ft
---config.parser.init_weights=runs/parser/parser.npz``: a new cosine cycle from those weights
-with milder augmentation (the first stage underfits: train and test mIoU are equal).
+weights tryon_jax/preprocess/weights/parser.npz come from three runs and a calibration (see
+that folder's README for the exact commands): this command (seed 0, 4000 steps, about 70
+minutes on a 2-core CPU); ``:finetune`` from those weights (a new cosine cycle with milder
+augmentation: the first stage underfits, train and test mIoU are equal); ``:deepen`` from
+the fine-tuned weights (residual blocks added at the low-resolution levels, starting as the
+identity, so the deeper network begins where the smaller one ended); then
+``python -m tryon_jax.parser_calibrate`` (test-time flip and per-label offsets fitted on
+training persons).
 """
 import ml_collections
 
@@ -33,6 +36,7 @@ def get_config(variant: str = ""):
     p = config.parser = ml_collections.ConfigDict()
     p.widths = (24, 40, 64, 96, 128)
     p.input_pool = 2  # the network sees 128x96; labels are upsampled to 256x192
+    p.extra_blocks = ()  # residual blocks per encoder level (models/parser.py)
     p.num_epochs = 6
     p.num_steps = 4000  # > 0 overrides num_epochs; the committed weights: 4000 steps of 16 (4.5 epochs)
     p.lr = 2e-3
@@ -55,7 +59,7 @@ def get_config(variant: str = ""):
     p.picture_every = 250
     p.checkpoint_every = 500
     p.keep_checkpoints = 2
-    p.init_weights = ""  # a parser.npz to start from (same widths / input_pool)
+    p.init_weights = ""  # a parser.npz to start from (same widths / input_pool, at most as many extra_blocks)
     if variant == "finetune":
         config.seed = 1  # another data order and other augmentations than stage 1
         p.num_steps = 3000
@@ -63,6 +67,14 @@ def get_config(variant: str = ""):
         p.warmup_steps = 200
         p.p_clutter = 0.4
         p.p_geometry = 0.5
+    elif variant == "deepen":
+        config.seed = 2
+        p.extra_blocks = (0, 1, 1, 2, 1)  # identity at the start: the grown net begins as init_weights
+        p.num_steps = 4000
+        p.lr = 1e-3
+        p.warmup_steps = 200
+        p.p_clutter = 0.4
+        p.p_geometry = 0.5
     elif variant:
-        raise ValueError(f"configs/parser.py: unknown variant {variant!r} (use '' or 'finetune')")
+        raise ValueError(f"configs/parser.py: unknown variant {variant!r} (use '', 'finetune' or 'deepen')")
     return config

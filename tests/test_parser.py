@@ -179,16 +179,93 @@ def test_flip_prediction_is_mirror_symmetric():
         assert (same == 1.0) == symmetric, (flip, same)
 
 
-def test_warm_start_takes_the_file_and_refuses_another_network(tmp_path):
+def test_warm_start_takes_the_file_grows_it_and_refuses_another_network(tmp_path):
     model = Parser((8, 8, 16, 16, 16), input_pool=2)
-    x = jnp.zeros((1, 256, 192, 3))
+    x = jax.random.uniform(jax.random.key(0), (2, 256, 192, 3), minval=-1, maxval=1)
     trained = model.init(jax.random.key(3), x)["params"]
+    trained = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(6), p.shape), trained)
     path = str(tmp_path / "p.npz")
     parser_train.save_weights(path, trained, {"widths": [8, 8, 16, 16, 16], "input_pool": 2})
-    fresh = model.init(jax.random.key(4), x)["params"]
-    started = parser_train.warm_start(fresh, path, (8, 8, 16, 16, 16), 2)
-    for a, b in zip(jax.tree.leaves(started), jax.tree.leaves(trained)):
-        assert a.dtype == jnp.float32
-        np.testing.assert_array_equal(a, np.asarray(b, np.float16).astype(np.float32))
-    with pytest.raises(ValueError, match="differ from the config"):
-        parser_train.warm_start(fresh, path, (8, 8, 16, 16, 32), 2)
+    as_saved = jax.tree.map(lambda p: np.asarray(p, np.float16).astype(np.float32), trained)
+    started = parser_train.warm_start(model.init(jax.random.key(4), x)["params"], path, model)
+    for a, b in zip(jax.tree.leaves(started), jax.tree.leaves(as_saved)):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+    # A deeper network (residual blocks added) starts as the file's network, output for output.
+    deeper = Parser((8, 8, 16, 16, 16), input_pool=2, extra_blocks=(0, 1, 2))
+    grown = parser_train.warm_start(deeper.init(jax.random.key(4), x)["params"], path, deeper)
+    assert {"res1_0", "res2_0", "res2_1"} <= set(grown)
+    want, got = model.apply({"params": as_saved}, x), deeper.apply({"params": grown}, x)
+    for k in want:
+        np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]))
+    # The grown file loads by its metadata, and can grow again but not shrink back.
+    grown_path = str(tmp_path / "grown.npz")
+    parser_train.save_weights(grown_path, grown, {"widths": [8, 8, 16, 16, 16], "input_pool": 2,
+                                                  "extra_blocks": [0, 1, 2]})
+    loaded, meta = parser_lib.load_weights(grown_path)
+    assert Parser.from_meta(meta) == deeper
+    deepest = Parser((8, 8, 16, 16, 16), input_pool=2, extra_blocks=(1, 1, 2, 0, 1))
+    parser_train.warm_start(deepest.init(jax.random.key(4), x)["params"], grown_path, deepest)
+    with pytest.raises(ValueError, match="not the config's network"):
+        parser_train.warm_start(trained, grown_path, model)
+    other = Parser((8, 8, 16, 16, 32), input_pool=2)
+    with pytest.raises(ValueError, match="not the config's network"):
+        parser_train.warm_start(other.init(jax.random.key(4), x)["params"], path, other)
+    with pytest.raises(ValueError, match="extra_blocks"):
+        Parser((8, 8, 16, 16, 16), extra_blocks=(1,) * 6).init(jax.random.key(4), x)
+
+
+def test_label_bias_fit_undoes_an_over_predicted_label():
+    from tryon_jax.parser_calibrate import fit_label_bias, objective
+    rng = np.random.default_rng(0)
+    labels = rng.choice([0, 1, 4], size=(8, 32, 32))
+    log_p = np.full((8, 32, 32, 14), -8.0, np.float32)
+    log_p[..., [0, 1, 4]] = rng.normal(0, 0.5, (8, 32, 32, 3))
+    np.put_along_axis(log_p, labels[..., None], 1.0 + np.take_along_axis(log_p, labels[..., None], -1), -1)
+    fair = objective(parsing.confusion(jnp.argmax(log_p, -1), labels))
+    log_p[..., 1] += 1.5  # hair now wins most pixels
+    bias, history = fit_label_bias(log_p, labels)
+    assert history == sorted(history) and history[0] < fair - 0.2
+    assert history[-1] >= fair - 0.005
+    assert bias[1] - (bias[0] + bias[4]) / 2 < -1.0
+
+
+def test_predict_adds_the_label_bias():
+    from tryon_jax.models.parser import log_probs, predict
+    model = Parser((8, 8, 16, 16, 16), input_pool=2)
+    image = jax.random.uniform(jax.random.key(0), (1, 256, 192, 3), minval=-1, maxval=1)
+    params = model.init(jax.random.key(1), image)["params"]
+    plain, _ = predict(model, params, image, True)
+    np.testing.assert_array_equal(plain, jnp.argmax(log_probs(model, params, image, True)[0], -1))
+    bias = np.zeros(14, np.float32)
+    bias[12] = 100.0
+    assert np.all(np.asarray(predict(model, params, image, True, bias)[0]) == 12)
+
+
+def test_calibrate_cli_writes_bias_and_flip_that_the_parser_uses(tmp_path):
+    from tryon_jax import parser_calibrate, train_data
+    data_dir = str(tmp_path / "tfds")
+    train_data.ensure_dataset("viton/acgpn", data_dir, "data/viton_acgpn_sample")
+    model = Parser((8, 8, 16, 16, 16), input_pool=2)
+    params = model.init(jax.random.key(1), jnp.zeros((1, 256, 192, 3)))["params"]
+    path = tmp_path / "parser.npz"
+    parser_train.save_weights(str(path), params, {"widths": [8, 8, 16, 16, 16], "input_pool": 2, "step": 7})
+    argv = ["--weights", str(path), "--data_dir", data_dir, "--name", "viton/acgpn", "--split", "test"]
+    assert parser_calibrate.main(argv + ["--count", "4", "--flip", "off"]) == 0
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["step"] == 7 and meta["test_time_flip"] is False and len(meta["label_bias"]) == 14
+    assert any(meta["label_bias"])  # a random network's argmax is far from the labels' mix
+    record = meta["calibration"]
+    assert record["photos"] == 4 and record["dataset"] == "viton/acgpn:test"
+    after = (record["miou_common_after"] + record["miou_main_after"]) / 2
+    assert after >= (record["miou_common_before"] + record["miou_main_before"]) / 2
+    hp = parser_lib.HumanParser(path, batch_size=2)
+    image = np.random.default_rng(0).integers(0, 255, (1, 256, 192, 3), dtype=np.uint8)
+    from tryon_jax.models.parser import predict
+    want, _ = predict(model, hp.params, image.astype(np.float32) / 127.5 - 1, False, np.array(meta["label_bias"]))
+    np.testing.assert_array_equal(hp.parse(image)[0], np.asarray(want))
+    assert parser_calibrate.main(argv + ["--count", "0"]) == 2
+    meta["label_bias"] = [0.0] * 13 + ["x"]
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="label_bias must be 14 finite numbers"):
+        parser_lib.load_weights(path)

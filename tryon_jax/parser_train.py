@@ -115,9 +115,10 @@ def _preview(preview: dict) -> np.ndarray:
 
 # --- evaluation -------------------------------------------------------------------------------
 
-def make_evaluator(model: Parser, batch_size: int = 16, flip: bool = False):
+def make_evaluator(model: Parser, batch_size: int = 16, flip: bool = False, label_bias=None):
     """A function (params, examples) -> {variant: confusion matrix, pose pck} over the clean
-    test images and their off-distribution versions (``flip``: as parser.predict)."""
+    test images and their off-distribution versions (``flip``, ``label_bias``: as
+    models.parser.predict)."""
 
     @jax.jit
     def predict(params, image, label, keypoints, source, valid):
@@ -125,7 +126,7 @@ def make_evaluator(model: Parser, batch_size: int = 16, flip: bool = False):
         for kind in ("clean",) + parser_augment.OFF_DISTRIBUTION:
             x, y, kp = jax.vmap(lambda a, b, c, d: parser_augment.off_distribution(kind, a, b, c, d))(
                 image, label, keypoints, source)
-            labels, heatmaps = predict_labels(model, params, x * 2 - 1, flip)
+            labels, heatmaps = predict_labels(model, params, x * 2 - 1, flip, label_bias)
             # padded examples are scored as label 0 predicted 0 and then removed from the count
             pred = jnp.where(valid[:, None, None], labels, 0)
             conf = parsing.confusion(pred, jnp.where(valid[:, None, None], y, 0))
@@ -187,15 +188,27 @@ def save_weights(path: str, params: dict, meta: dict) -> None:
         json.dump(meta, f, indent=1, sort_keys=True)
 
 
-def warm_start(params: dict, path: str, widths: tuple, input_pool: int) -> dict:
-    """The parameters of a parser weights file, which must be the same network as the config's."""
+def warm_start(params: dict, path: str, model: Parser) -> dict:
+    """``params`` with every parameter a parser weights file has. The file must be ``model``'s
+    network, or the same one with fewer residual blocks (``extra_blocks``): the added blocks
+    keep their identity initialisation, so the grown network starts as the file's."""
+    from tryon_jax.params_io import flatten, unflatten
     from tryon_jax.preprocess.parser import load_weights
     loaded, meta = load_weights(path)
-    if tuple(meta.get("widths", ())) != widths or meta.get("input_pool") != input_pool:
+    have = tuple(meta.get("extra_blocks", ()))
+    want = tuple(model.extra_blocks) + (0,) * (len(model.widths) - len(model.extra_blocks))
+    have = have + (0,) * (len(want) - len(have))
+    if (tuple(meta.get("widths", ())) != tuple(model.widths) or meta.get("input_pool") != model.input_pool
+            or len(have) != len(want) or any(h > w for h, w in zip(have, want))):
         raise ValueError(f"parser.init_weights {path}: widths {meta.get('widths')} / input_pool "
-                         f"{meta.get('input_pool')} differ from the config's {list(widths)} / {input_pool}")
-    train._say(f"parser: starting from {path} (step {meta.get('step')})")
-    return jax.tree.map(lambda like, value: jnp.asarray(value, like.dtype), params, loaded)
+                         f"{meta.get('input_pool')} / extra_blocks {list(have)} is not the config's network "
+                         f"{list(model.widths)} / {model.input_pool} / {list(want)} or a part of it")
+    flat, given = flatten(params), flatten(loaded)
+    flat.update({k: np.asarray(v, flat[k].dtype) for k, v in given.items()})
+    new = sorted(set(flat) - set(given))
+    train._say(f"parser: starting from {path} (step {meta.get('step')})"
+               + (f"; {len(new)} new parameters start as identity blocks" if new else ""))
+    return unflatten(flat)
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -215,13 +228,13 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
     num_steps = pc.num_steps or pc.num_epochs * steps_per_epoch
     weights = class_weights(source, pc.weight_examples, pc.weight_power, tuple(pc.weight_clip))
     train._say("class weights: " + " ".join(f"{w:.2f}" for w in weights))
-    model = Parser(tuple(pc.widths), pc.input_pool)
+    model = Parser(tuple(pc.widths), pc.input_pool, tuple(pc.extra_blocks))
     schedule = optax.warmup_cosine_decay_schedule(0.0, pc.lr, min(pc.warmup_steps, num_steps // 2 + 1), num_steps,
                                                   pc.lr * pc.final_lr_fraction)
     step_fn, tx = make_step(config, model, schedule)
     params = model.init(jax.random.key(config.seed), jnp.zeros((1, dc.height, dc.width, 3)))["params"]
     if pc.init_weights:  # warm start (fine-tuning); a checkpoint in the workdir still wins below
-        params = warm_start(params, pc.init_weights, tuple(pc.widths), pc.input_pool)
+        params = warm_start(params, pc.init_weights, model)
     state = ParserState(jnp.zeros((), jnp.int32), params, tx.init(params))
     repl, batch_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     state = jax.device_put(state, repl)
@@ -272,7 +285,8 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
                                   {"step": state.step, "opt_state": state.opt_state}, iterator)
             if jax.process_index() == 0:
                 save_weights(os.path.join(workdir, "parser.npz"), jax.device_get(state.params),
-                             {"widths": list(pc.widths), "input_pool": pc.input_pool, "step": done,
+                             {"widths": list(pc.widths), "input_pool": pc.input_pool,
+                              "extra_blocks": list(pc.extra_blocks), "step": done,
                               "init_weights": os.path.basename(pc.init_weights) if pc.init_weights else None,
                               "height": dc.height, "width": dc.width, "dataset": dc.name, "eval": results})
         bar.update(1)

@@ -36,16 +36,43 @@ class ConvBlock(nn.Module):
         return nn.relu(y + skip)
 
 
+class ResidualBlock(nn.Module):
+    """x + GroupNorm(conv3x3(ReLU(GroupNorm(conv3x3(x))))), then ReLU. The last norm's scale
+    starts at zero, so a new block is the identity on the (non-negative) features it gets:
+    blocks added to a trained network leave its outputs unchanged until they learn."""
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        features = x.shape[-1]
+        conv = lambda name: nn.Conv(features, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype,  # noqa: E731
+                                    name=name)
+        groups = min(8, features // 4)
+        y = nn.relu(nn.GroupNorm(num_groups=groups, dtype=self.dtype, name="norm1")(conv("conv1")(x)))
+        y = nn.GroupNorm(num_groups=groups, dtype=self.dtype, scale_init=nn.initializers.zeros,
+                         name="norm2")(conv("conv2")(y))
+        return nn.relu(x + y)
+
+
 def upsample2(x):
     b, h, w, c = x.shape
     return jax.image.resize(x, (b, 2 * h, 2 * w, c), "bilinear")
 
 
 class Parser(nn.Module):
-    """U-Net: stem /2, encoder /4 /8 /16 /32 with a global-context vector, decoder back to /2."""
+    """U-Net: stem /2, encoder /4 /8 /16 /32 with a global-context vector, decoder back to /2.
+    ``extra_blocks[i]``: residual blocks after encoder level i (missing entries: none); they
+    deepen the low-resolution levels, where convolutions are cheap."""
     widths: tuple = (16, 32, 64, 96, 128)
     input_pool: int = 1
+    extra_blocks: tuple = ()
     dtype: jnp.dtype = jnp.float32
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Parser":
+        """The network a weights file's metadata (parser.json) describes."""
+        return cls(tuple(meta.get("widths", cls.widths)), meta.get("input_pool", 1),
+                   tuple(meta.get("extra_blocks", ())))
 
     @nn.compact
     def __call__(self, image):
@@ -56,9 +83,13 @@ class Parser(nn.Module):
         heatmap_level = HEATMAP_STRIDE // (2 * self.input_pool) - 1  # decoder level at stride 4
         if heatmap_level < 0:
             raise ValueError(f"input_pool {self.input_pool} leaves no decoder level at stride {HEATMAP_STRIDE}")
+        if len(self.extra_blocks) > len(self.widths) or min(self.extra_blocks, default=0) < 0:
+            raise ValueError(f"extra_blocks {self.extra_blocks}: one count >= 0 per level of widths {self.widths}")
         skips = []
         for i, f in enumerate(self.widths):
             x = ConvBlock(f, strides=2, dtype=self.dtype, name=f"down{i}")(x)
+            for k in range(self.extra_blocks[i] if i < len(self.extra_blocks) else 0):
+                x = ResidualBlock(dtype=self.dtype, name=f"res{i}_{k}")(x)
             skips.append(x)
         context = jnp.mean(x, axis=(1, 2), keepdims=True)
         context = nn.relu(nn.Dense(self.widths[-1], dtype=self.dtype, name="context")(context))
@@ -75,13 +106,23 @@ class Parser(nn.Module):
         return {"label_logits": logits.astype(jnp.float32), "heatmaps": heatmaps.astype(jnp.float32)}
 
 
-def predict(model: Parser, params, image, flip: bool = False):
-    """(label ids (B, H, W), heatmaps) of images in [-1, 1]. ``flip``: the label
-    log-probabilities are averaged with those of the mirrored image (its left/right labels
-    swapped back), a test-time augmentation; the heatmaps are the unmirrored image's."""
+def log_probs(model: Parser, params, image, flip: bool = False):
+    """(label log-probabilities (B, H, W, NUM_LABELS), heatmaps) of images in [-1, 1].
+    ``flip``: averaged with those of the mirrored image (its left/right labels swapped back),
+    a test-time augmentation; the heatmaps are the unmirrored image's."""
     out = model.apply({"params": params}, image)
     log_p = jax.nn.log_softmax(out["label_logits"])
     if flip:
         mirrored = model.apply({"params": params}, image[:, :, ::-1])["label_logits"][:, :, ::-1]
-        log_p = log_p + jax.nn.log_softmax(mirrored[..., LABEL_MIRROR])
-    return jnp.argmax(log_p, -1), out["heatmaps"]
+        log_p = (log_p + jax.nn.log_softmax(mirrored[..., LABEL_MIRROR])) / 2
+    return log_p, out["heatmaps"]
+
+
+def predict(model: Parser, params, image, flip: bool = False, label_bias=None):
+    """(label ids (B, H, W), heatmaps) of images in [-1, 1], with ``flip`` as in log_probs.
+    ``label_bias``: (NUM_LABELS,) offsets added to the log-probabilities before the argmax
+    (fitted on training persons by tryon_jax.parser_calibrate)."""
+    log_p, heatmaps = log_probs(model, params, image, flip)
+    if label_bias is not None:
+        log_p = log_p + jnp.asarray(label_bias, log_p.dtype)
+    return jnp.argmax(log_p, -1), heatmaps
