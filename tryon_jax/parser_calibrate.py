@@ -41,10 +41,11 @@ def fit_label_bias(log_p, labels, steps=STEPS, max_sweeps: int = 20) -> tuple[np
     """Offsets (NUM_LABELS,) maximising ``objective`` of argmax(log_p + bias) against
     ``labels``: for each step size, sweeps over the labels trying +-step until no single
     move helps. Returns (bias, objective after each accepted move, the first being bias 0)."""
-    log_p, labels = jnp.asarray(log_p), jnp.asarray(labels)
-    confusion = jax.jit(lambda bias: parsing.confusion(jnp.argmax(log_p + bias.astype(log_p.dtype), -1), labels))
+    log_p, labels = jnp.asarray(log_p), jnp.asarray(labels)  # arguments, not jit constants: they are large
+    biased = jax.jit(lambda lp, y, bias: parsing.confusion(jnp.argmax(lp + bias.astype(lp.dtype), -1), y))
+    confusion = lambda bias: jax.device_get(biased(log_p, labels, bias))  # noqa: E731
     bias = np.zeros(NUM_LABELS, np.float32)
-    best = objective(jax.device_get(confusion(bias)))
+    best = objective(confusion(bias))
     history = [best]
     for step in steps:
         for _ in range(max_sweeps):
@@ -53,7 +54,7 @@ def fit_label_bias(log_p, labels, steps=STEPS, max_sweeps: int = 20) -> tuple[np
                 for delta in (step, -step):
                     trial = bias.copy()
                     trial[label] += delta
-                    score = objective(jax.device_get(confusion(trial)))
+                    score = objective(confusion(trial))
                     if score > best + 1e-7:
                         bias, best, moved = trial, score, True
                         history.append(best)
