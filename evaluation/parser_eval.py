@@ -14,23 +14,26 @@ from tqdm import tqdm
 
 from evaluation import parsing
 from tryon_jax import io
-from tryon_jax.models.parser import Parser
+from tryon_jax.models.parser import Parser, check_scales
+from tryon_jax.parser_calibrate import parse_scales
 
 
 def evaluate(weights: str | None, data_dir: str, name: str = "viton/cpvton", split: str = "test", count: int = 0,
-             chunk: int = 256, flip: bool | None = None, bias: bool | None = None) -> dict:
+             chunk: int = 256, flip: bool | None = None, bias: bool | None = None, scales=None) -> dict:
     """``flip``: mirrored test-time averaging (default: the weights file's test_time_flip, as
-    HumanParser runs it); ``bias``: add the file's label_bias (default: when it has one)."""
+    HumanParser runs it); ``scales``: test-time scales (default: the file's test_time_scales);
+    ``bias``: add the file's label_bias (default: when it has one)."""
     import numpy as np
     from tryon_jax import input_pipeline, parser_train
     from tryon_jax.preprocess.parser import load_weights
     params, meta = load_weights(weights)
     model = Parser.from_meta(meta)
     flip = bool(meta.get("test_time_flip", False)) if flip is None else flip
+    scales = check_scales(meta.get("test_time_scales", (1.0,)) if scales is None else scales)
     label_bias = meta.get("label_bias") if bias is not False else None
     if bias and label_bias is None:
         raise ValueError(f"{weights or 'the committed weights'}: no label_bias to use (run tryon_jax.parser_calibrate)")
-    evaluate_fn = parser_train.make_evaluator(model, flip=flip, label_bias=label_bias)
+    evaluate_fn = parser_train.make_evaluator(model, flip=flip, label_bias=label_bias, scales=scales)
     size = len(input_pipeline.data_source(name, split, data_dir))
     count = min(count or size, size)
     loader = input_pipeline.create_loader(name, split, chunk, data_dir=data_dir, shuffle=False, num_epochs=1,
@@ -51,13 +54,14 @@ def evaluate(weights: str | None, data_dir: str, name: str = "viton/cpvton", spl
     results = {kind: {**parsing.scores(m), "pose_pck": pose[kind][0] / max(pose[kind][1], 1)}
                for kind, m in matrices.items()}
     return {"weights": weights or "committed", "dataset": f"{name}:{split}", "photos": seen, "step": meta.get("step"),
-            "test_time_flip": flip, "label_bias": label_bias, "results": results}
+            "test_time_flip": flip, "test_time_scales": list(scales), "label_bias": label_bias, "results": results}
 
 
 def markdown(report: dict) -> str:
     kinds = list(report["results"])
     lines = [f"# Parser evaluation: {report['dataset']}, {report['photos']} photos (weights {report['weights']}, "
-             f"test-time flip {'on' if report.get('test_time_flip') else 'off'}, label bias "
+             f"test-time flip {'on' if report.get('test_time_flip') else 'off'}, scales "
+             f"{', '.join(f'{s:g}' for s in report.get('test_time_scales', [1]))}, label bias "
              f"{'on' if report.get('label_bias') else 'off'})", "",
              "| class | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for row in ("miou_common", "miou_main", "foreground_iou", "pose_pck"):
@@ -79,12 +83,14 @@ def main(argv=None) -> int:
                     "file says, which is how prepare_person runs it)")
     ap.add_argument("--bias", choices=["on", "off"], help="add the weights file's calibrated label_bias (default: "
                     "when the file has one, as prepare_person runs it)")
+    ap.add_argument("--scales", help="comma-separated test-time scales, 1 first (default: as the weights file says)")
     ap.add_argument("--out", default="parser_eval", help="folder for parser_eval.json and parser_eval.md")
     args = ap.parse_args(argv)
     try:
         report = evaluate(args.weights, args.data_dir, args.name, args.split, args.count,
                           flip=None if args.flip is None else args.flip == "on",
-                          bias=None if args.bias is None else args.bias == "on")
+                          bias=None if args.bias is None else args.bias == "on",
+                          scales=None if args.scales is None else parse_scales(args.scales))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -166,17 +166,53 @@ def test_training_runs_resumes_and_writes_weights(tmp_path):
 
 def test_flip_prediction_is_mirror_symmetric():
     """With test-time flip, parsing the mirrored photo gives the mirrored labels (left/right
-    swapped) exactly; without it a random network does not."""
+    swapped) exactly, also with a rescaled view; without it a random network does not."""
     from tryon_jax.models.parser import LABEL_MIRROR, predict
     model = Parser((8, 8, 16, 16, 16), input_pool=2)
     image = jax.random.uniform(jax.random.key(0), (2, 256, 192, 3), minval=-1, maxval=1)
     params = model.init(jax.random.key(1), image)["params"]
     params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape), params)
-    for flip, symmetric in ((True, True), (False, False)):
-        a, _ = predict(model, params, image, flip)
-        b, _ = predict(model, params, image[:, :, ::-1], flip)
+    for flip, scales, symmetric in ((True, (1.0,), True), (True, (1.0, 1.25), True), (False, (1.0,), False)):
+        a, _ = predict(model, params, image, flip, scales=scales)
+        b, _ = predict(model, params, image[:, :, ::-1], flip, scales=scales)
         same = np.mean(np.asarray(LABEL_MIRROR[np.asarray(b)][:, :, ::-1]) == np.asarray(a))
-        assert (same == 1.0) == symmetric, (flip, same)
+        assert (same == 1.0) == symmetric, (flip, scales, same)
+
+
+class _PixelEcho:
+    """A stand-in network whose logits (all labels alike) are its input's first channel:
+    shows where each output pixel of a rescaled view came from."""
+    widths, input_pool = (8,) * 5, 2  # inputs must be multiples of 64
+
+    def apply(self, variables, x):
+        assert x.shape[1] % 64 == 0 and x.shape[2] % 64 == 0, x.shape
+        return {"label_logits": jnp.repeat(x[..., :1], 14, -1), "heatmaps": x[:, ::4, ::4, :1]}
+
+
+@pytest.mark.parametrize("scale", [1.25, 1.5, 0.75])
+def test_rescaled_view_lines_up_with_the_photo(scale):
+    """A view at another scale (resized, edge-padded to the network's multiple, cropped and
+    resized back) maps every pixel back to where it was: a ramp comes back as the ramp."""
+    from tryon_jax.models.parser import _rescaled_logits, log_probs
+    y, x = np.mgrid[0:256, 0:192].astype(np.float32)
+    image = jnp.asarray(np.stack([x / 192 + y / 512, y / 256, x / 192], -1)[None])
+    back = np.asarray(_rescaled_logits(_PixelEcho(), None, image, scale))
+    assert back.shape == (1, 256, 192, 14)
+    inner = (slice(None), slice(8, -8), slice(8, -8), 0)
+    np.testing.assert_allclose(back[inner], np.asarray(image)[inner], atol=1e-3)  # < 0.2 pixel
+    lp, heatmaps = log_probs(_PixelEcho(), None, image, scales=(1.0, scale))
+    assert lp.shape == (1, 256, 192, 14) and heatmaps.shape == (1, 64, 48, 1)
+
+
+def test_test_time_scales_are_checked():
+    from tryon_jax.models.parser import check_scales
+    from tryon_jax.parser_calibrate import parse_scales
+    assert check_scales([1, 1.25]) == (1.0, 1.25) and parse_scales("1, 1.25,") == (1.0, 1.25)
+    for bad in ([], [1.25, 1.0], [1.0, 3.0], [1.0, 0.25], "ab", None):
+        with pytest.raises(ValueError, match="test-time scales"):
+            check_scales(bad)
+    with pytest.raises(ValueError, match="not comma-separated numbers"):
+        parse_scales("1,x")
 
 
 def test_warm_start_takes_the_file_grows_it_and_refuses_another_network(tmp_path):
@@ -242,7 +278,7 @@ def test_predict_adds_the_label_bias():
     assert np.all(np.asarray(predict(model, params, image, True, bias)[0]) == 12)
 
 
-def test_calibrate_cli_writes_bias_and_flip_that_the_parser_uses(tmp_path):
+def test_calibrate_cli_writes_bias_flip_and_scales_that_the_parser_uses(tmp_path):
     from tryon_jax import parser_calibrate, train_data
     data_dir = str(tmp_path / "tfds")
     train_data.ensure_dataset("viton/acgpn", data_dir, "data/viton_acgpn_sample")
@@ -251,9 +287,10 @@ def test_calibrate_cli_writes_bias_and_flip_that_the_parser_uses(tmp_path):
     path = tmp_path / "parser.npz"
     parser_train.save_weights(str(path), params, {"widths": [8, 8, 16, 16, 16], "input_pool": 2, "step": 7})
     argv = ["--weights", str(path), "--data_dir", data_dir, "--name", "viton/acgpn", "--split", "test"]
-    assert parser_calibrate.main(argv + ["--count", "4", "--flip", "off"]) == 0
+    assert parser_calibrate.main(argv + ["--count", "4", "--flip", "off", "--scales", "1,1.25"]) == 0
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["step"] == 7 and meta["test_time_flip"] is False and len(meta["label_bias"]) == 14
+    assert meta["test_time_scales"] == [1.0, 1.25]
     assert any(meta["label_bias"])  # a random network's argmax is far from the labels' mix
     record = meta["calibration"]
     assert record["photos"] == 4 and record["dataset"] == "viton/acgpn:test"
@@ -262,9 +299,14 @@ def test_calibrate_cli_writes_bias_and_flip_that_the_parser_uses(tmp_path):
     hp = parser_lib.HumanParser(path, batch_size=2)
     image = np.random.default_rng(0).integers(0, 255, (1, 256, 192, 3), dtype=np.uint8)
     from tryon_jax.models.parser import predict
-    want, _ = predict(model, hp.params, image.astype(np.float32) / 127.5 - 1, False, np.array(meta["label_bias"]))
+    want, _ = predict(model, hp.params, image.astype(np.float32) / 127.5 - 1, False, np.array(meta["label_bias"]),
+                      (1.0, 1.25))
     np.testing.assert_array_equal(hp.parse(image)[0], np.asarray(want))
     assert parser_calibrate.main(argv + ["--count", "0"]) == 2
+    assert parser_calibrate.main(argv + ["--scales", "1.25,1"]) == 2
+    path.with_suffix(".json").write_text(json.dumps({**meta, "test_time_scales": [1.0, "big"]}))
+    with pytest.raises(ValueError, match="parser.json: test-time scales"):
+        parser_lib.load_weights(path)
     meta["label_bias"] = [0.0] * 13 + ["x"]
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="label_bias must be 14 finite numbers"):

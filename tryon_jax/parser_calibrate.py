@@ -8,11 +8,12 @@ by coordinate ascent on *training* persons (never the test set), each as it is a
 fixed off-distribution versions (busy background, small, cropped, colour cast), to maximise
 the mean of the 7-common and 10-main-class mIoU (evaluation.parsing). (Fitted on clean
 photos alone, they help clean photos a little more and hurt off-distribution ones.) The
-weights' .json gets ``label_bias``, ``test_time_flip`` and a ``calibration`` record (data,
+weights' .json gets ``label_bias``, ``test_time_flip``, ``test_time_scales`` (the views
+whose log-probabilities are averaged: mirrored, resized) and a ``calibration`` record (data,
 scores before/after); HumanParser and evaluation.parser_eval then use them.
 
     python -m tryon_jax.parser_calibrate --weights=runs/parser/parser.npz --data_dir=TFDS_DIR \\
-        [--count=512] [--flip=on] [--variants=clean,clutter,small,crop,colour]
+        [--count=512] [--flip=on] [--scales=1,1.25] [--variants=clean,clutter,small,crop,colour]
 """
 import argparse
 import json
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from evaluation import parsing
 from tryon_jax import io, parser_augment
-from tryon_jax.models.parser import NUM_LABELS, Parser, log_probs
+from tryon_jax.models.parser import NUM_LABELS, Parser, check_scales, log_probs
 
 STEPS = (0.4, 0.2, 0.1, 0.05)  # coordinate-ascent step sizes, in log-probability units
 PIXEL_STRIDE = 2  # every 2nd pixel in each direction is enough to fit 14 numbers
@@ -65,11 +66,11 @@ def fit_label_bias(log_p, labels, steps=STEPS, max_sweeps: int = 20) -> tuple[np
 
 
 def collect(model: Parser, params, examples: dict, flip: bool, variants=("clean",), batch_size: int = 16,
-            stride: int = PIXEL_STRIDE):
+            stride: int = PIXEL_STRIDE, scales=(1.0,)):
     """(log-probabilities (N * len(variants), H/stride, W/stride, NUM_LABELS) float16, labels)
     of examples, each as it is and as the fixed off-distribution variants named
-    (parser_augment.off_distribution); every ``stride``-th pixel in each direction, which
-    keeps this in memory."""
+    (parser_augment.off_distribution), with the test-time ``flip`` and ``scales``; every
+    ``stride``-th pixel in each direction, which keeps this in memory."""
 
     @jax.jit
     def fn(p, image, label, keypoints, source):
@@ -77,7 +78,7 @@ def collect(model: Parser, params, examples: dict, flip: bool, variants=("clean"
         for kind in variants:
             x, y, _ = jax.vmap(lambda a, b, c, d: parser_augment.off_distribution(kind, a, b, c, d))(
                 image, label, keypoints, source)
-            log_p = log_probs(model, p, x * 2 - 1, flip)[0]
+            log_p = log_probs(model, p, x * 2 - 1, flip, scales)[0]
             outs.append((log_p[:, ::stride, ::stride].astype(jnp.float16), y[:, ::stride, ::stride]))
         return outs
 
@@ -96,12 +97,14 @@ def collect(model: Parser, params, examples: dict, flip: bool, variants=("clean"
 
 
 def calibrate(weights: str, data_dir: str, name: str = "viton/cpvton", split: str = "train", count: int = 512,
-              flip: bool = True, variants=("clean",) + parser_augment.OFF_DISTRIBUTION) -> dict:
-    """Fits label_bias for a weights file and writes it, with test_time_flip, into its .json."""
+              flip: bool = True, variants=("clean",) + parser_augment.OFF_DISTRIBUTION, scales=(1.0,)) -> dict:
+    """Fits label_bias for a weights file and writes it, with test_time_flip and
+    test_time_scales, into its .json."""
     from tryon_jax import parser_train
     from tryon_jax.preprocess.parser import load_weights
     params, meta = load_weights(weights)
     model = Parser.from_meta(meta)
+    scales = check_scales(scales)
     examples = parser_train.load_examples(name, split, data_dir, count)
     if not len(examples["image"]):
         raise ValueError(f"{name}:{split} in {data_dir} has no examples to calibrate on")
@@ -109,7 +112,7 @@ def calibrate(weights: str, data_dir: str, name: str = "viton/cpvton", split: st
     if unknown or not variants:
         raise ValueError(f"variants {sorted(unknown) or '(none)'}: use some of clean, "
                          + ", ".join(parser_augment.OFF_DISTRIBUTION))
-    log_p, labels = collect(model, jax.device_put(params), examples, flip, tuple(variants))
+    log_p, labels = collect(model, jax.device_put(params), examples, flip, tuple(variants), scales=scales)
     bias, history = fit_label_bias(log_p, labels)
     confusion = lambda b: np.asarray(parsing.confusion(jnp.argmax(log_p + b.astype(log_p.dtype), -1), labels))  # noqa
     before, after = parsing.scores(confusion(np.zeros(NUM_LABELS, np.float32))), parsing.scores(confusion(bias))
@@ -117,10 +120,20 @@ def calibrate(weights: str, data_dir: str, name: str = "viton/cpvton", split: st
               "pixel_stride": PIXEL_STRIDE, "moves": len(history) - 1,
               **{f"{k}_{when}": s[k] for when, s in (("before", before), ("after", after))
                  for k in ("miou_common", "miou_main")}}
-    meta.update(label_bias=[round(float(b), 4) for b in bias], test_time_flip=flip, calibration=record)
+    meta.update(label_bias=[round(float(b), 4) for b in bias], test_time_flip=flip, test_time_scales=list(scales),
+                calibration=record)
     with io.atomic_write(str(Path(weights).with_suffix(".json")), "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
     return record
+
+
+def parse_scales(text: str) -> tuple:
+    """'1,1.25' -> (1.0, 1.25), checked (models.parser.check_scales)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--scales {text!r}: not comma-separated numbers") from None
+    return check_scales(values)
 
 
 def main(argv=None) -> int:
@@ -132,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="train", help="persons to fit on (never the split you report)")
     ap.add_argument("--count", type=int, default=512, help="photos to fit on")
     ap.add_argument("--flip", choices=["on", "off"], default="on", help="test-time mirror averaging")
+    ap.add_argument("--scales", default="1,1.25", help="comma-separated test-time scales, 1 first (the "
+                    "log-probabilities of the photo resized by each are averaged)")
     ap.add_argument("--variants", default=",".join(("clean",) + parser_augment.OFF_DISTRIBUTION),
                     help="comma-separated: the photos as they are (clean) and/or fixed off-distribution "
                     "versions of them (" + ", ".join(parser_augment.OFF_DISTRIBUTION) + ")")
@@ -141,7 +156,7 @@ def main(argv=None) -> int:
         return 2
     try:
         record = calibrate(args.weights, args.data_dir, args.name, args.split, args.count, args.flip == "on",
-                           tuple(v for v in args.variants.split(",") if v))
+                           tuple(v for v in args.variants.split(",") if v), parse_scales(args.scales))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

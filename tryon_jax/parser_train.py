@@ -94,11 +94,13 @@ def make_step(config, model: Parser, schedule):
 def class_weights(source, count: int, power: float, clip: tuple[float, float]) -> np.ndarray:
     """(median frequency / frequency) ** power over the labels of the first ``count`` examples
     (classes never seen get the largest weight), clipped to ``clip``."""
-    from tryon_jax.input_pipeline import _decode
     counts = np.zeros(NUM_LABELS, np.int64)
     for i in range(min(count, len(source))):
         label = source[i]["label"]
-        label = _decode(label, "L", "label") if isinstance(label, bytes) else np.asarray(label)
+        if isinstance(label, bytes):
+            from tryon_jax.input_pipeline import _decode
+            label = _decode(label, "L", "label")
+        label = np.asarray(label)
         counts += np.bincount(label.reshape(-1), minlength=NUM_LABELS)[:NUM_LABELS]
     freq = counts / counts.sum()
     seen = freq > 0
@@ -115,9 +117,9 @@ def _preview(preview: dict) -> np.ndarray:
 
 # --- evaluation -------------------------------------------------------------------------------
 
-def make_evaluator(model: Parser, batch_size: int = 16, flip: bool = False, label_bias=None):
+def make_evaluator(model: Parser, batch_size: int = 16, flip: bool = False, label_bias=None, scales=(1.0,)):
     """A function (params, examples) -> {variant: confusion matrix, pose pck} over the clean
-    test images and their off-distribution versions (``flip``, ``label_bias``: as
+    test images and their off-distribution versions (``flip``, ``label_bias``, ``scales``: as
     models.parser.predict)."""
 
     @jax.jit
@@ -126,7 +128,7 @@ def make_evaluator(model: Parser, batch_size: int = 16, flip: bool = False, labe
         for kind in ("clean",) + parser_augment.OFF_DISTRIBUTION:
             x, y, kp = jax.vmap(lambda a, b, c, d: parser_augment.off_distribution(kind, a, b, c, d))(
                 image, label, keypoints, source)
-            labels, heatmaps = predict_labels(model, params, x * 2 - 1, flip, label_bias)
+            labels, heatmaps = predict_labels(model, params, x * 2 - 1, flip, label_bias, scales)
             # padded examples are scored as label 0 predicted 0 and then removed from the count
             pred = jnp.where(valid[:, None, None], labels, 0)
             conf = parsing.confusion(pred, jnp.where(valid[:, None, None], y, 0))
@@ -213,6 +215,28 @@ def warm_start(params: dict, path: str, model: Parser) -> dict:
 
 # --- the loop ---------------------------------------------------------------------------------
 
+def setup(config, num_steps: int):
+    """(model, step function, optimiser, initial state) of a parser run of ``num_steps``:
+    fresh parameters, or those of ``parser.init_weights`` (grown if the config's net is deeper)."""
+    pc, dc = config.parser, config.data
+    model = Parser(tuple(pc.widths), pc.input_pool, tuple(pc.extra_blocks))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, pc.lr, min(pc.warmup_steps, num_steps // 2 + 1), num_steps,
+                                                  pc.lr * pc.final_lr_fraction)
+    step_fn, tx = make_step(config, model, schedule)
+    params = model.init(jax.random.key(config.seed), jnp.zeros((1, dc.height, dc.width, 3)))["params"]
+    if pc.init_weights:  # warm start (fine-tuning); a checkpoint in the workdir still wins in train_and_evaluate
+        params = warm_start(params, pc.init_weights, model)
+    return model, step_fn, tx, ParserState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+
+def weights_meta(config, step: int, results, **extra) -> dict:
+    """The .json written next to parser.npz: the network, its training and its last evaluation."""
+    pc, dc = config.parser, config.data
+    return {"widths": list(pc.widths), "input_pool": pc.input_pool, "extra_blocks": list(pc.extra_blocks),
+            "step": step, "init_weights": os.path.basename(pc.init_weights) if pc.init_weights else None,
+            "height": dc.height, "width": dc.width, "dataset": dc.name, "eval": results, **extra}
+
+
 def train_and_evaluate(config, workdir: str) -> ParserState:
     from tryon_jax import input_pipeline
     pc, dc = config.parser, config.data
@@ -228,14 +252,7 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
     num_steps = pc.num_steps or pc.num_epochs * steps_per_epoch
     weights = class_weights(source, pc.weight_examples, pc.weight_power, tuple(pc.weight_clip))
     train._say("class weights: " + " ".join(f"{w:.2f}" for w in weights))
-    model = Parser(tuple(pc.widths), pc.input_pool, tuple(pc.extra_blocks))
-    schedule = optax.warmup_cosine_decay_schedule(0.0, pc.lr, min(pc.warmup_steps, num_steps // 2 + 1), num_steps,
-                                                  pc.lr * pc.final_lr_fraction)
-    step_fn, tx = make_step(config, model, schedule)
-    params = model.init(jax.random.key(config.seed), jnp.zeros((1, dc.height, dc.width, 3)))["params"]
-    if pc.init_weights:  # warm start (fine-tuning); a checkpoint in the workdir still wins below
-        params = warm_start(params, pc.init_weights, model)
-    state = ParserState(jnp.zeros((), jnp.int32), params, tx.init(params))
+    model, step_fn, _, state = setup(config, num_steps)
     repl, batch_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     state = jax.device_put(state, repl)
     step = jax.jit(step_fn, in_shardings=(repl, batch_sh, repl), out_shardings=(repl, repl, repl),
@@ -285,10 +302,7 @@ def train_and_evaluate(config, workdir: str) -> ParserState:
                                   {"step": state.step, "opt_state": state.opt_state}, iterator)
             if jax.process_index() == 0:
                 save_weights(os.path.join(workdir, "parser.npz"), jax.device_get(state.params),
-                             {"widths": list(pc.widths), "input_pool": pc.input_pool,
-                              "extra_blocks": list(pc.extra_blocks), "step": done,
-                              "init_weights": os.path.basename(pc.init_weights) if pc.init_weights else None,
-                              "height": dc.height, "width": dc.width, "dataset": dc.name, "eval": results})
+                             weights_meta(config, done, results))
         bar.update(1)
     bar.close()
     mngr.wait_until_finished()

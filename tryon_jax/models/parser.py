@@ -106,23 +106,61 @@ class Parser(nn.Module):
         return {"label_logits": logits.astype(jnp.float32), "heatmaps": heatmaps.astype(jnp.float32)}
 
 
-def log_probs(model: Parser, params, image, flip: bool = False):
+def size_multiple(model: Parser) -> int:
+    """Input heights and widths must be multiples of this (every level halves, after the pool)."""
+    return 2 ** len(model.widths) * model.input_pool
+
+
+def check_scales(scales) -> tuple:
+    """Test-time scales as a tuple of floats: 1.0 first (the heatmaps come from it), each in [0.5, 2]."""
+    try:
+        scales = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise ValueError(f"test-time scales {scales!r}: a list of numbers starting with 1.0") from None
+    if not scales or scales[0] != 1.0 or not all(0.5 <= s <= 2.0 for s in scales):
+        raise ValueError(f"test-time scales {list(scales)}: must start with 1.0, each in [0.5, 2]")
+    return scales
+
+
+def _rescaled_logits(model: Parser, params, image, scale: float):
+    """Label logits of ``image`` resized by ``scale`` (edge-replicated to the network's size
+    multiple around it), cropped and resized back to the image's size."""
+    b, h, w, c = image.shape
+    sh, sw = round(h * scale), round(w * scale)
+    x = jax.image.resize(image, (b, sh, sw, c), "linear", antialias=True)
+    m = size_multiple(model)
+    top, left = (-sh % m) // 2, (-sw % m) // 2
+    x = jnp.pad(x, ((0, 0), (top, -sh % m - top), (left, -sw % m - left), (0, 0)), mode="edge")
+    logits = model.apply({"params": params}, x)["label_logits"][:, top:top + sh, left:left + sw]
+    return jax.image.resize(logits, (b, h, w, NUM_LABELS), "linear")
+
+
+def log_probs(model: Parser, params, image, flip: bool = False, scales=(1.0,)):
     """(label log-probabilities (B, H, W, NUM_LABELS), heatmaps) of images in [-1, 1].
-    ``flip``: averaged with those of the mirrored image (its left/right labels swapped back),
-    a test-time augmentation; the heatmaps are the unmirrored image's."""
-    out = model.apply({"params": params}, image)
-    log_p = jax.nn.log_softmax(out["label_logits"])
-    if flip:
-        mirrored = model.apply({"params": params}, image[:, :, ::-1])["label_logits"][:, :, ::-1]
-        log_p = (log_p + jax.nn.log_softmax(mirrored[..., LABEL_MIRROR])) / 2
-    return log_p, out["heatmaps"]
+    Test-time augmentation averages the log-probabilities of several views: ``flip`` adds the
+    mirrored image (its left/right labels swapped back), ``scales`` the image resized by each
+    factor (check_scales; 1.0 is the image itself). The heatmaps are the plain image's."""
+    log_p, heatmaps = 0.0, None
+    for scale in check_scales(scales):
+        if scale == 1.0:
+            out = model.apply({"params": params}, image)
+            logits, heatmaps = out["label_logits"], out["heatmaps"]
+        else:
+            logits = _rescaled_logits(model, params, image, scale)
+        view = jax.nn.log_softmax(logits)
+        if flip:
+            mirrored = (model.apply({"params": params}, image[:, :, ::-1])["label_logits"] if scale == 1.0
+                        else _rescaled_logits(model, params, image[:, :, ::-1], scale))
+            view = (view + jax.nn.log_softmax(mirrored[:, :, ::-1][..., LABEL_MIRROR])) / 2
+        log_p = log_p + view
+    return log_p / len(scales), heatmaps
 
 
-def predict(model: Parser, params, image, flip: bool = False, label_bias=None):
-    """(label ids (B, H, W), heatmaps) of images in [-1, 1], with ``flip`` as in log_probs.
-    ``label_bias``: (NUM_LABELS,) offsets added to the log-probabilities before the argmax
-    (fitted on training persons by tryon_jax.parser_calibrate)."""
-    log_p, heatmaps = log_probs(model, params, image, flip)
+def predict(model: Parser, params, image, flip: bool = False, label_bias=None, scales=(1.0,)):
+    """(label ids (B, H, W), heatmaps) of images in [-1, 1], with ``flip`` and ``scales`` as in
+    log_probs. ``label_bias``: (NUM_LABELS,) offsets added to the log-probabilities before the
+    argmax (fitted on training persons by tryon_jax.parser_calibrate)."""
+    log_p, heatmaps = log_probs(model, params, image, flip, scales)
     if label_bias is not None:
         log_p = log_p + jnp.asarray(label_bias, log_p.dtype)
     return jnp.argmax(log_p, -1), heatmaps

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tryon_jax.models.parser import HEATMAP_STRIDE, NUM_LABELS, Parser, predict as predict_labels
+from tryon_jax.models.parser import HEATMAP_STRIDE, NUM_LABELS, Parser, check_scales, predict as predict_labels
 from tryon_jax.params_io import unflatten
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "parser.npz"
@@ -77,6 +77,10 @@ def load_weights(path: str | os.PathLike | None = None) -> tuple[dict, dict]:
             bias = None
         if bias is None or bias.shape != (NUM_LABELS,) or not np.all(np.isfinite(bias)):
             raise ValueError(f"{meta_path}: label_bias must be {NUM_LABELS} finite numbers; {hint}")
+    try:
+        check_scales(meta.get("test_time_scales", (1.0,)))
+    except ValueError as e:
+        raise ValueError(f"{meta_path}: {e}; {hint}") from None
     params = unflatten(flat)
     model = Parser.from_meta(meta)
     expected = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, HEIGHT, WIDTH, 3))))["params"]
@@ -91,20 +95,24 @@ class HumanParser:
     """``parse(images)``: (B, 256, 192, 3) uint8 RGB -> (B, 256, 192) uint8 ACGPN labels and
     (B, 18, 3) heatmap keypoints (x, y, peak; missing = 0). Batches are padded to
     ``batch_size`` so one compilation serves every call. ``flip`` (default: the weights file's
-    ``test_time_flip``) also parses the mirrored image and averages (models.parser.predict);
+    ``test_time_flip``) also parses the mirrored image, ``scales`` (default: the file's
+    ``test_time_scales``, else 1 alone) resized copies, and averages (models.parser.log_probs);
     the file's ``label_bias`` (tryon_jax.parser_calibrate), if any, is added before the argmax."""
 
-    def __init__(self, weights: str | os.PathLike | None = None, batch_size: int = 16, flip: bool | None = None):
+    def __init__(self, weights: str | os.PathLike | None = None, batch_size: int = 16, flip: bool | None = None,
+                 scales=None):
         params, self.meta = load_weights(weights)
         self.params = jax.device_put(params)
         self.batch_size = batch_size
         self.flip = bool(self.meta.get("test_time_flip", False)) if flip is None else flip
+        self.scales = check_scales(self.meta.get("test_time_scales", (1.0,)) if scales is None else scales)
         model = Parser.from_meta(self.meta)
         bias = self.meta.get("label_bias")
 
         @jax.jit
         def predict(params, images):
-            labels, heatmaps = predict_labels(model, params, images.astype(jnp.float32) / 127.5 - 1, self.flip, bias)
+            labels, heatmaps = predict_labels(model, params, images.astype(jnp.float32) / 127.5 - 1, self.flip, bias,
+                                              self.scales)
             return labels.astype(jnp.uint8), keypoints_from_heatmaps(heatmaps)
 
         self._predict = predict
