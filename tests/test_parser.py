@@ -260,10 +260,12 @@ def test_label_bias_fit_undoes_an_over_predicted_label():
     np.put_along_axis(log_p, labels[..., None], 1.0 + np.take_along_axis(log_p, labels[..., None], -1), -1)
     fair = objective(parsing.confusion(jnp.argmax(log_p, -1), labels))
     log_p[..., 1] += 1.5  # hair now wins most pixels
+    log_p[..., 5] += 9.0  # and a shoe (never in the labels) some others
     bias, history = fit_label_bias(log_p, labels)
     assert history == sorted(history) and history[0] < fair - 0.2
     assert history[-1] >= fair - 0.005
     assert bias[1] - (bias[0] + bias[4]) / 2 < -1.0
+    assert bias[5] < -0.4 and bias[5] == bias[6]  # mirrored labels move together
 
 
 def test_predict_adds_the_label_bias():
