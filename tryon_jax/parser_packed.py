@@ -35,8 +35,6 @@ from tqdm import tqdm
 from tryon_jax import io, parser_train, train
 from tryon_jax.metrics_log import MetricsLog
 
-FIELDS = ("image", "label", "cloth")  # encoded bytes: person photo (JPEG), ACGPN labels (PNG), garment
-
 
 def _concat(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
