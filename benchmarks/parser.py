@@ -1,11 +1,11 @@
 """Human-parser speed: inference ms per photo for each test-time augmentation (none, flip,
-the committed weights' flip + scales) and the training step (configs/parser.py, augmentation
+flip + a 1.25x view, and the weights file's own if it is another) and the training step (configs/parser.py, augmentation
 on device included) in steps/s, with achieved GFLOP/s from XLA's cost analysis against this
 machine's numpy float32 matmul rate (and the accelerator's own, if any) in the same run, and
 the minutes 4000 training steps take at that rate. Prints JSON.
 
     python benchmarks/parser.py [--batch-sizes 1,16] [--train-batch-sizes 16] [--iters 3]
-        [--variant refine]
+        [--variant gpu]
 """
 import argparse
 import importlib
@@ -46,7 +46,10 @@ def bench_inference(params, meta: dict, batch_size: int, iters: int) -> list[dic
     images = jax.random.uniform(jax.random.key(0), (batch_size, HEIGHT, WIDTH, 3), minval=-1, maxval=1)
     out = []
     committed = (bool(meta.get("test_time_flip")), check_scales(meta.get("test_time_scales", (1.0,))))
-    for name, (flip, scales) in {"none": (False, (1.0,)), "flip": (True, (1.0,)), "committed": committed}.items():
+    views = {"none": (False, (1.0,)), "flip": (True, (1.0,)), "flip+1.25x": (True, (1.0, 1.25))}
+    if committed not in views.values():
+        views["committed"] = committed
+    for name, (flip, scales) in views.items():
         fn = jax.jit(lambda p, x, flip=flip, scales=scales: predict(model, p, x, flip, bias, scales))
         flops = xla_flops(fn.lower(params, images))
         first, best = best_of(fn, (params, images), iters)
@@ -101,7 +104,7 @@ def main():
     ap.add_argument("--weights", help="parser .npz (default: the committed weights)")
     ap.add_argument("--batch-sizes", default="1,16", help="inference batch sizes ('' to skip)")
     ap.add_argument("--train-batch-sizes", default="16", help="training batch sizes ('' to skip)")
-    ap.add_argument("--variant", default="refine", help="configs/parser.py variant for the training step")
+    ap.add_argument("--variant", default="gpu", help="configs/parser.py variant for the training step")
     ap.add_argument("--iters", type=int, default=3)
     args = ap.parse_args()
     params, meta = load_weights(args.weights)
