@@ -91,14 +91,14 @@ def steps(workdir: str) -> list[int]:
         return sorted(mngr.all_steps())
 
 
-def restore_generators(workdir: str, step: int) -> dict:
-    """The generators' variables saved at ``step`` (numpy arrays), whatever devices and
-    processes saved them."""
+def restore_generators(workdir: str, step: int, item: str = GENERATORS) -> dict:
+    """The generators' variables (or another item) saved at ``step`` as numpy arrays, whatever
+    devices and processes saved them."""
     with manager(workdir, create=False) as mngr:
         if step not in mngr.all_steps():
             raise FileNotFoundError(f"no checkpoint for step {step} in {checkpoint_dir(workdir)} "
                                     f"(steps: {sorted(mngr.all_steps())})")
-    path = os.path.join(checkpoint_dir(workdir), str(step), GENERATORS)
+    path = os.path.join(checkpoint_dir(workdir), str(step), item)
     here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with ocp.StandardCheckpointer() as checkpointer:
         metadata = checkpointer.metadata(path).item_metadata

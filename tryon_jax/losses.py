@@ -2,13 +2,15 @@
 import jax
 import jax.numpy as jnp
 
+from tryon_jax.models.layers import at_least_float32
+
 IGNORE_INDEX = 250
 
 
 def cross_entropy2d(logits: jax.Array, target: jax.Array) -> jax.Array:
     """F.cross_entropy over (B, H, W, C) scores and (B, H, W) integer targets, mean over the
     pixels whose target is not 250 (ACGPN's cross_entropy2d, ignore_index=250)."""
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    logp = jax.nn.log_softmax(at_least_float32(logits), axis=-1)
     valid = target != IGNORE_INDEX
     safe = jnp.where(valid, target, 0).astype(jnp.int32)
     nll = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
@@ -17,7 +19,7 @@ def cross_entropy2d(logits: jax.Array, target: jax.Array) -> jax.Array:
 
 def bce_with_logits(logits: jax.Array, target: jax.Array) -> jax.Array:
     """nn.BCEWithLogitsLoss (mean): max(x, 0) - x*t + log(1 + exp(-|x|))."""
-    x = logits.astype(jnp.float32)
+    x = at_least_float32(logits)
     return jnp.mean(jnp.maximum(x, 0) - x * target + jnp.log1p(jnp.exp(-jnp.abs(x))))
 
 

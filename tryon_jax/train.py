@@ -106,6 +106,8 @@ def initial_state(config, spec: ModelSpec) -> TrainState:
         loaded = convert.load_acgpn_checkpoints(config.init.acgpn_checkpoints, names)
         logging.info("initialised %s from %s", ", ".join(loaded), config.init.acgpn_checkpoints)
         variables.update(loaded)
+    dtype = np.dtype(config.train.param_dtype)
+    variables = jax.tree.map(lambda x: np.asarray(x, dtype), variables)
     params, buffers = split_variables(variables)
     tx = _adam(config.train)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, buffers=buffers,
@@ -163,7 +165,7 @@ def make_train_step(config, spec: ModelSpec, steps_per_epoch: int, global_batch:
         key = jax.random.fold_in(base_key, state.step)
         data_key, dropout_key = jax.random.split(key)
         batch, noise = train_data.train_batch(raw, train_data.example_keys(data_key, global_batch), spec,
-                                              holes=tc.inpainting_holes)
+                                              holes=tc.inpainting_holes, dtype=tc.param_dtype)
 
         def loss_fn(params):
             variables = {n: {"params": params[n], **state.buffers.get(n, {})} for n in NETWORKS}
@@ -276,6 +278,15 @@ def _check(config):
     for name in ("checkpoint_every", "log_every", "picture_every"):
         if config.train[name] < 1:
             raise ValueError(f"train.{name} must be >= 1, got {config.train[name]}")
+    check_param_dtype(config.train.param_dtype)
+
+
+def check_param_dtype(name: str) -> None:
+    """float32 (training) or float64 (equivalence checks, needs JAX_ENABLE_X64=1)."""
+    if name not in ("float32", "float64"):
+        raise ValueError(f"train.param_dtype must be float32 or float64, got {name!r}")
+    if name == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("train.param_dtype=float64 needs 64-bit JAX: set JAX_ENABLE_X64=1")
 
 
 def setup(config, workdir: str) -> tuple[Run, TrainState]:

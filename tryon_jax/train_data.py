@@ -84,9 +84,12 @@ def example_keys(step_key: jax.Array, batch_size: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(jnp.arange(batch_size))
 
 
-def train_batch(raw: dict, keys: jax.Array, spec: ModelSpec, holes: bool = True) -> tuple[dict, dict]:
-    """(loader tensors with the inpainting ``mask``, noise maps) for a raw decoded batch."""
-    batch = resize(loader_ops.prepare(raw), spec.height, spec.width)
+def train_batch(raw: dict, keys: jax.Array, spec: ModelSpec, holes: bool = True,
+                dtype="float32") -> tuple[dict, dict]:
+    """(loader tensors with the inpainting ``mask``, noise maps) for a raw decoded batch; the
+    tensors in ``dtype`` (the parameters' float type)."""
+    prepared = {k: v.astype(dtype) for k, v in loader_ops.prepare(raw).items()}
+    batch = resize(prepared, spec.height, spec.width)
     batch["label"] = jnp.where(batch["label"] == WASH_FROM, float(WASH_TO), batch["label"])
     split = jax.vmap(jax.random.split)(keys)
     hole_keys, noise_keys = split[:, 0], split[:, 1]

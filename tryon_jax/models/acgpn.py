@@ -24,7 +24,7 @@ class Refine(nn.Module):
 
     def _conv_in_relu(self, x, features, name):
         x = layers.conv(features, 3, 1, 1, name=name, dtype=self.dtype)(x)
-        return nn.relu(layers.instance_norm(x.astype(jnp.float32))).astype(x.dtype)
+        return nn.relu(layers.instance_norm(layers.at_least_float32(x))).astype(x.dtype)
 
     def _block(self, x, index, features):
         x = self._conv_in_relu(x, features, f"conv{index}_0")
@@ -47,7 +47,7 @@ class Refine(nn.Module):
             y = self._conv_in_relu(layers.upsample_nearest2x(y), mult * self.ngf, f"up{index}_1")
             y = self._block(jnp.concatenate([skips.pop(), y], axis=-1), index, mult * self.ngf)
         y = layers.conv(self.out_channels, 3, 1, 1, name="conv9_6", dtype=self.dtype)(y)
-        return y.astype(jnp.float32)
+        return layers.at_least_float32(y)
 
     @nn.compact
     def __call__(self, x, deterministic: bool = True):

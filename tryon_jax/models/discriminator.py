@@ -26,7 +26,7 @@ def _nlayer(x, name, *, n_layers, ndf, norm_kind, use_sigmoid, interm, train, dt
     groups.append((min(nf * 2, 512), 1, True))
     groups.append((1, 1, None))  # final conv: no norm, no activation
     for j, (features, stride, has_norm) in enumerate(groups):
-        x = layers.conv(features, 4, stride, 2, name=name(j, 0, flat), dtype=dtype)(x).astype(jnp.float32)
+        x = layers.at_least_float32(layers.conv(features, 4, stride, 2, name=name(j, 0, flat), dtype=dtype)(x))
         flat += 1
         if has_norm:
             x = norm(norm_kind, name(j, 1, flat), train)(x)

@@ -12,6 +12,13 @@ import numpy as np
 EPS = 1e-5  # torch InstanceNorm2d / BatchNorm2d default
 
 
+def at_least_float32(x: jax.Array) -> jax.Array:
+    """Low-precision activations (bfloat16, float16) as float32 for norms, losses and outputs;
+    float32 and float64 stay as they are (float64 runs are how equivalence tests avoid
+    CPU-dependent rounding)."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, name: str | None = None,
          dtype=None) -> nn.Conv:
     """torch.nn.Conv2d(k, stride, zero padding, bias=True) as a Flax Conv (kernel HWIO)."""

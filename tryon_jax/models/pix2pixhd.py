@@ -36,9 +36,9 @@ def _run(x, specs, prefix, norm_kind, train, dtype):
             x = layers.reflect_pad(x, spec[1])
         elif kind == "conv":
             _, out, k, stride, pad = spec
-            x = layers.conv(out, k, stride, pad, name=name, dtype=dtype)(x).astype(jnp.float32)
+            x = layers.at_least_float32(layers.conv(out, k, stride, pad, name=name, dtype=dtype)(x))
         elif kind == "convT":
-            x = layers.ConvTranspose(spec[1], name=name, dtype=dtype)(x).astype(jnp.float32)
+            x = layers.at_least_float32(layers.ConvTranspose(spec[1], name=name, dtype=dtype)(x))
         elif kind == "norm":
             x = norm(norm_kind, name, train)(x)
         elif kind == "relu":

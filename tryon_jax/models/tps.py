@@ -157,7 +157,7 @@ class BoundedGridLocNet(nn.Module):
         if h < 64 or h & (h - 1) or 3 * h != 4 * w:
             raise ValueError(f"the STN localisation net needs 4:3 inputs with a power-of-two height >= 64 "
                              f"(256x192 in ACGPN), got {h}x{w}")
-        fc2_out = LocNetCNN(name="cnn", dtype=self.dtype)(x, deterministic).astype(jnp.float32)
+        fc2_out = layers.at_least_float32(LocNetCNN(name="cnn", dtype=self.dtype)(x, deterministic))
         coor = jnp.tanh(fc2_out).reshape(x.shape[0], -1, 2)
         return {"locnet_fc2_out": fc2_out, "source_control_points": coor, **grid_constraints(coor)}
 

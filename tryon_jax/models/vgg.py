@@ -30,5 +30,5 @@ class VGG19(nn.Module):
                     x = layers.max_pool2x2(x)
                 else:
                     x = nn.relu(layers.conv(what, 3, 1, 1, name=f"features_{index}", dtype=self.dtype)(x))
-            outs.append(x.astype(jnp.float32))
+            outs.append(layers.at_least_float32(x))
         return outs
