@@ -75,6 +75,9 @@ def test_agrees_with_mediapipe(golden, errors, variant):
 def test_visibility_agrees(golden, model):
     data, _ = golden
     for image, ref in zip(data["images"][:8], data["landmarks33"][:8]):
+        # Measured 0.171 at worst: a fixed difference between this port's crop and MediaPipe's,
+        # not rounding (XNNPACK's float32 kernels differ between CPUs by ~1e-6), so it does not
+        # move between CPUs; the bound only flags a port that drifts further.
         assert np.abs(model.landmarks33(image)[:, 3] - ref[:, 3]).max() < 0.2
 
 

@@ -76,12 +76,15 @@ def test_shipped_photos_parse_like_viton(pre):
         total = total + np.asarray(parsing.confusion(back[seen], _label(name)[seen]))  # where the frame saw it
         assert p.keypoints[1, 2] > 0 and p.keypoints[2, 2] > 0 and p.keypoints[5, 2] > 0
     s = parsing.scores(total)
-    assert s["miou_common"] >= 0.78 and s["foreground_iou"] >= 0.86, s  # measured 0.813 and 0.894
+    # Measured 0.867 and 0.924 (16 photos, 0.7 M pixels, 6 of them within 1e-4 of an argmax
+    # tie): rounding on another CPU moves these by ~1e-5, the bounds leave 0.06-0.09 for the model.
+    assert s["miou_common"] >= 0.78 and s["foreground_iou"] >= 0.86, s
 
 
 # kind -> (median keypoint distance px, foreground IoU) bounds against the clean photo's result.
 # Measured on the first 3 persons: small (a 154 px person upscaled 1.7x) 2.8-5.6 px and IoU
-# 0.76-0.93; the others at most 2.2 px and at least 0.856.
+# 0.77-0.91; the others at most 2.2 px and at least 0.889. Pose and labels come from decisions
+# far from their ties, so these move by far less than the margins between CPUs.
 BOUNDS = {"clutter": (4, 0.84), "small": (8, 0.72), "large_exif": (4, 0.84), "rgba": (4, 0.84), "colour": (4, 0.84)}
 
 

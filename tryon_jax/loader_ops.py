@@ -49,7 +49,7 @@ def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
 def nearest_index(in_size: int, out_size: int) -> np.ndarray:
     """PIL NEAREST resize source indices: floor((x + 0.5) * in/out)."""
     scale = in_size / out_size
-    return np.minimum(np.floor((np.arange(out_size) + 0.5) * scale).astype(np.int64), in_size - 1)
+    return np.minimum(np.floor((np.arange(out_size) + 0.5) * scale), in_size - 1).astype(np.int32)
 
 
 @functools.lru_cache(maxsize=None)

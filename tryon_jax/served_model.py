@@ -2,10 +2,11 @@
 training code), one result image per (person, garment).
 
 Every call runs at one batch size, ``max_batch`` (padded; compiled once, at start), and every
-example uses the same fixed noise key, so a result is bit-identical whichever requests share
-its batch. (XLA's arithmetic for an example depends on the batch shape, not on the other
-examples; between shapes the last bits differ, and ACGPN's argmax stages can turn that into a
-visibly different picture for a near-tie: measured with the demo model, 1 pair in 192.)
+example uses the same fixed noise key, so a result never depends on the other requests'
+values, and it is the same at every position of the batch wherever XLA computes each row
+alike (as on the x86 CPUs measured; XLA does not promise it). Between batch shapes the last
+bits differ, and ACGPN's argmax stages can turn that into a visibly different picture for a
+near-tie: measured with the demo model, 1 pair in 192.
 """
 import hashlib
 import os

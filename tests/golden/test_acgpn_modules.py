@@ -20,7 +20,10 @@ def data():
 
 
 def _atol(tol, key):
-    return tol[key]["atol"] if key in tol else 0.0
+    """The golden's tolerance for ``key``; a missing one is an error, not a silent 0."""
+    if key not in tol:
+        raise KeyError(f"tolerances.json has no module tolerance for {key!r}")
+    return tol[key]["atol"]
 
 
 def _present(d, prefix):
