@@ -28,12 +28,13 @@ def main(argv):
     logging.info("JAX process %d / %d, local devices: %s", jax.process_index(), jax.process_count(),
                  jax.local_devices())
     config = FLAGS.config
-    from tryon_jax import data, jobs
+    from tryon_jax import jobs
+    from tryon_jax.data import samples
     if config.job not in jobs.JOBS:
         raise app.UsageError(f"unknown job {config.job!r} (jobs: {sorted(jobs.JOBS)})")
     try:
         jobs.JOBS[config.job](config, FLAGS.workdir)
-    except (ValueError, FileNotFoundError, data.DataError, FloatingPointError) as e:
+    except (ValueError, FileNotFoundError, samples.DataError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -16,8 +16,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from evaluation import inception, ssim  # noqa: E402
-from tryon_jax import convert, recipe  # noqa: E402
+from tryon_jax.metrics import inception, ssim  # noqa: E402
+from tryon_jax.weights import convert, recipe  # noqa: E402
 
 TEST_PAIRS = 2032
 
@@ -56,10 +56,10 @@ def main():
     result["projected_metrics_s_2032_pairs"] = round(metrics_s, 1)
     if not args.skip_tryon:
         from evaluation import evaluate
-        from tryon_jax import weights
+        from tryon_jax.weights import sources
         sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
         pairs = evaluate.PairSet.load(sample, os.path.join(sample, "test_pairs.txt"))
-        gen_vars = weights.recipe_variables()
+        gen_vars = sources.recipe_variables()
         mesh = evaluate._mesh()
         per = 8
         subset = evaluate.PairSet(pairs.pairs[:per], {k: v[:per] for k, v in pairs.raw.items()},

@@ -16,7 +16,7 @@ import jax  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 from tryon_datasets.viton import Viton  # noqa: E402
-from tryon_jax import input_pipeline  # noqa: E402
+from tryon_jax.data import input_pipeline  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
 

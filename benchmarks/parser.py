@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from benchmarks.common import report, xla_flops  # noqa: E402
-from tryon_jax import parser_train  # noqa: E402
 from tryon_jax.models.parser import Parser, check_scales, predict  # noqa: E402
-from tryon_jax.preprocess.parser import HEIGHT, WIDTH, load_weights  # noqa: E402
+from tryon_jax.person.parser import HEIGHT, WIDTH, load_weights  # noqa: E402
+from tryon_jax.person.training import parser_train  # noqa: E402
 
 
 def best_of(fn, args, iters: int) -> tuple[float, float]:

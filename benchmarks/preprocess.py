@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks.common import report, xla_flops  # noqa: E402
-from tryon_jax.preprocess.parser import HEIGHT, WIDTH, HumanParser  # noqa: E402
-from tryon_jax.preprocess.person import PersonPreprocessor  # noqa: E402
+from tryon_jax.person.parser import HEIGHT, WIDTH, HumanParser  # noqa: E402
+from tryon_jax.person.preprocessor import PersonPreprocessor  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
 

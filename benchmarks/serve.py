@@ -27,8 +27,8 @@ def main():
     ap.add_argument("--max-batches", default="1,8")
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     args = ap.parse_args()
-    from tryon_jax.catalogue import Catalogue
-    from tryon_jax.preprocess.person import PersonPreprocessor
+    from tryon_jax.data.catalogue import Catalogue
+    from tryon_jax.person.preprocessor import PersonPreprocessor
     with tempfile.TemporaryDirectory() as tmp:
         export_dir = args.export or sf.small_export(os.path.join(tmp, "export"))
         catalogue = Catalogue.load(sf.crawl_catalogue(os.path.join(tmp, "crawl")))

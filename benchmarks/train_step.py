@@ -19,10 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
+from jax.sharding import NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P
 
 from benchmarks.common import report, xla_flops  # noqa: E402
-from tryon_jax import data, train  # noqa: E402
+from tryon_jax.acgpn import train_step  # noqa: E402
+from tryon_jax.core.mesh import global_batch, make_mesh, state_shardings  # noqa: E402
+from tryon_jax.data import samples  # noqa: E402
 from tryon_jax.models.spec import ModelSpec  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
@@ -31,18 +34,18 @@ VITON_TRAIN_PAIRS = 14221
 
 def bench(config, batch_size: int, iters: int) -> dict:
     spec = ModelSpec.from_dict(config.model)
-    mesh = train.make_mesh()
+    mesh = make_mesh()
     batch_size = -(-batch_size // mesh.size) * mesh.size
-    pairs = data.read_pairs(os.path.join(SAMPLE, "test_pairs_same.txt"))
-    raw = data.stack([data.load_raw(SAMPLE, pairs[i % len(pairs)], "test") for i in range(batch_size)], data.RAW_KEYS)
-    state = train.initial_state(config, spec)
-    shardings = train.state_shardings(mesh, state, config.train.shard_params)
+    pairs = samples.read_pairs(os.path.join(SAMPLE, "test_pairs_same.txt"))
+    raw = samples.stack([samples.load_raw(SAMPLE, pairs[i % len(pairs)], "test") for i in range(batch_size)], samples.RAW_KEYS)
+    state = train_step.initial_state(config, spec)
+    shardings = state_shardings(mesh, state, config.train.shard_params)
     repl = NamedSharding(mesh, P())
-    fn = train.make_train_step(config, spec, steps_per_epoch=1000, global_batch=batch_size)
+    fn = train_step.make_train_step(config, spec, steps_per_epoch=1000, global_batch=batch_size)
     step = jax.jit(fn, in_shardings=(shardings, NamedSharding(mesh, P("data")), repl),
                    out_shardings=(shardings, repl, repl), donate_argnums=(0,))
     state = jax.device_put(state, shardings)
-    batch = train.global_batch(raw, mesh)
+    batch = global_batch(raw, mesh)
     t = time.perf_counter()
     lowered = step.lower(state, batch, {})
     flops = xla_flops(lowered)

@@ -16,19 +16,21 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import report, timed, xla_flops  # noqa: E402
-from tryon_jax import data, pipeline, weights  # noqa: E402
+from tryon_jax.acgpn import inference
+from tryon_jax.data import samples
+from tryon_jax.weights import sources  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "viton_acgpn_sample")
 
 
 def bench(variables, batch_size: int, iters: int, dtype) -> dict:
-    pairs = data.read_pairs(os.path.join(SAMPLE, "test_pairs.txt"))
-    examples = [data.load_example(SAMPLE, pairs[i % len(pairs)]) for i in range(batch_size)]
-    batch = jax.device_put(data.stack(examples))
+    pairs = samples.read_pairs(os.path.join(SAMPLE, "test_pairs.txt"))
+    examples = [samples.load_example(SAMPLE, pairs[i % len(pairs)]) for i in range(batch_size)]
+    batch = jax.device_put(samples.stack(examples))
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(batch_size))
 
     def fn(v, b, k):
-        return pipeline.tryon_graph(v, b, k, dtype=dtype)["fake_image"]
+        return inference.tryon_graph(v, b, k, dtype=dtype)["fake_image"]
 
     t = time.perf_counter()
     lowered = jax.jit(fn).lower(variables, batch, keys)
@@ -50,7 +52,7 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
     dtype = None if args.dtype == "float32" else jnp.bfloat16
-    variables = jax.device_put(weights.recipe_variables())
+    variables = jax.device_put(sources.recipe_variables())
     print(json.dumps(report("tryon", lambda: [bench(variables, int(b), args.iters, dtype)
                                               for b in args.batch_sizes.split(",")], dtype=args.dtype), indent=1))
 

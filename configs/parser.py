@@ -7,15 +7,15 @@ images may be used for non-commercial research (see data/viton_acgpn_sample/PROV
 
 (VITON in CP-VTON layout is e.g. the data/ folder of the public sahiljit/cp-vton-plus
 repository.) The run writes WORKDIR/parser.npz (float16) at every checkpoint. The committed
-weights tryon_jax/preprocess/weights/parser.npz come from four runs and a calibration (see
+weights tryon_jax/person/weights/parser.npz come from four runs and a calibration (see
 that folder's README for the exact commands): this command (seed 0, 4000 steps, about 70
 minutes on a 2-core CPU); ``:finetune`` from those weights (a new cosine cycle with milder
 augmentation: the first stage underfits, train and test mIoU are equal); ``:deepen`` from
 the fine-tuned weights (residual blocks added at the low-resolution levels, starting as the
 identity, so the deeper network begins where the smaller one ended); ``:gpu`` from those,
-through ``python -m tryon_jax.parser_packed train`` (the whole split held on one H200, one
+through ``python -m tryon_jax.person.training.parser_packed train`` (the whole split held on one H200, one
 more block at the three coarsest levels, 12000 steps of 64); then
-``python -m tryon_jax.parser_calibrate`` (test-time flip and per-label offsets fitted on
+``python -m tryon_jax.person.training.parser_calibrate`` (test-time flip and per-label offsets fitted on
 training persons).
 """
 import ml_collections
@@ -77,7 +77,7 @@ def get_config(variant: str = ""):
         p.warmup_steps = 200
         p.p_clutter = 0.4
         p.p_geometry = 0.5
-    elif variant == "gpu":  # for python -m tryon_jax.parser_packed train (the split held in accelerator memory)
+    elif variant == "gpu":  # for python -m tryon_jax.person.training.parser_packed train (the split held in accelerator memory)
         config.seed = 4
         config.batch_size = 64
         p.extra_blocks = (0, 1, 2, 2, 2)

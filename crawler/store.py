@@ -7,7 +7,7 @@ dropped by an atomic rewrite; finished goodsNo are skipped on resume.
 import json
 import os
 
-from tryon_jax.io import atomic_write
+from tryon_jax.core.files import atomic_write
 
 ITEMS, FAILED, IMAGES = "items.jsonl", "failed.jsonl", "images"
 

@@ -19,7 +19,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     del argv
     from evaluation import evaluate
-    from tryon_jax.data import DataError
+    from tryon_jax.data.samples import DataError
     try:
         written = evaluate.run(FLAGS.config, FLAGS.workdir, FLAGS.checkpoints, FLAGS.force)
     except (FileNotFoundError, ValueError, DataError) as e:

@@ -133,7 +133,7 @@ def report(c: np.ndarray, truth: np.ndarray, thresholds=None) -> dict:
 def load_official(poses: str | None = None, lists_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Keypoints (N, 18, 3) of every person in the official lists and its level. ``poses``: a
     folder of ID_0_keypoints.json files, or None for the shipped keypoints of the 2032 test persons."""
-    from tryon_jax import data
+    from tryon_jax.data import samples
     if lists_dir:
         levels = {}
         for level in LEVELS:
@@ -150,7 +150,7 @@ def load_official(poses: str | None = None, lists_dir: str | None = None) -> tup
             table = dict(zip(shipped["names"].tolist(), shipped["keypoints"]))
         keypoints = np.stack([table[s] for s in stems])
     else:
-        keypoints = np.stack([data.read_pose(os.path.join(poses, s + "_keypoints.json")) for s in stems])
+        keypoints = np.stack([samples.read_pose(os.path.join(poses, s + "_keypoints.json")) for s in stems])
     return keypoints, np.asarray(truth), names
 
 
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
-        from tryon_jax.io import atomic_write
+        from tryon_jax.core.files import atomic_write
         with atomic_write(args.out, "w") as f:
             f.write(text + "\n")
     return 0

@@ -13,14 +13,19 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from evaluation import fid as fidlib
-from evaluation import inception, report, ssim
+from evaluation import report
 from tryon_datasets.viton.viton import official_difficulty
-from tryon_jax import checkpoint, data, io, loader_ops, pipeline, train_data
+from tryon_jax.acgpn import batches, inference
+from tryon_jax.core import files
+from tryon_jax.data import loader_ops, samples
+from tryon_jax.metrics import fid as fidlib
+from tryon_jax.metrics import inception, ssim
 from tryon_jax.models.spec import ModelSpec
+from tryon_jax.weights import checkpoint
 
 SPLITS = ("all", "easy", "medium", "hard")
 
@@ -35,12 +40,12 @@ class PairSet:
 
     @classmethod
     def load(cls, data_dir: str, pairs_file: str, split: str = "test") -> "PairSet":
-        pairs = data.read_pairs(pairs_file)
-        examples = [data.load_raw(data_dir, p, split) for p in tqdm(pairs, desc=f"decode {os.path.basename(pairs_file)}",
+        pairs = samples.read_pairs(pairs_file)
+        examples = [samples.load_raw(data_dir, p, split) for p in tqdm(pairs, desc=f"decode {os.path.basename(pairs_file)}",
                                                                      unit="pair", leave=False)]
         levels = official_difficulty()
         diff = np.array([levels.get(p.person, "unknown") for p in pairs])
-        return cls(pairs, data.stack(examples, data.RAW_KEYS), diff, np.stack([e["image"] for e in examples]))
+        return cls(pairs, samples.stack(examples, samples.RAW_KEYS), diff, np.stack([e["image"] for e in examples]))
 
 
 def _mesh() -> Mesh:
@@ -49,8 +54,8 @@ def _mesh() -> Mesh:
 
 @functools.partial(jax.jit, static_argnames="spec")
 def _generate(variables, raw, keys, spec: ModelSpec):
-    batch = train_data.resize(loader_ops.prepare(raw), spec.height, spec.width)
-    out = pipeline.tryon_graph(variables, batch, keys, spec=spec)
+    batch = batches.resize(loader_ops.prepare(raw), spec.height, spec.width)
+    out = inference.tryon_graph(variables, batch, keys, spec=spec)
     return jnp.clip(jnp.round((out["fake_image"] + 1) * 127.5), 0, 255).astype(jnp.uint8)
 
 
@@ -58,7 +63,7 @@ def real_at(real: np.ndarray, height: int, width: int) -> np.ndarray:
     """The real person images at the model's resolution (as the generated ones are)."""
     if real.shape[1:3] == (height, width):
         return real
-    x = train_data.resize({"image": jnp.asarray(real, jnp.float32)}, height, width)["image"]
+    x = batches.resize({"image": jnp.asarray(real, jnp.float32)}, height, width)["image"]
     return np.asarray(jnp.clip(jnp.round(x), 0, 255)).astype(np.uint8)
 
 
@@ -167,7 +172,7 @@ def run(config, workdir: str, which: str = "all", force: bool = False) -> list[s
                                    "seed": cfg.seed, "is_splits": cfg.is_splits,
                                    "inception_resize": cfg.inception_resize}}
             path = os.path.join(out_dir, f"{step}.json")
-            with io.atomic_write(path, "w") as f:
+            with files.atomic_write(path, "w") as f:
                 json.dump(result, f, indent=1)
             written.append(path)
     results = [json.load(open(os.path.join(out_dir, f))) for f in sorted(os.listdir(out_dir))

@@ -12,10 +12,10 @@ import sys
 
 from tqdm import tqdm
 
-from evaluation import parsing
-from tryon_jax import io
+from tryon_jax.core import files
+from tryon_jax.metrics import parsing
 from tryon_jax.models.parser import Parser, check_scales
-from tryon_jax.parser_calibrate import parse_scales
+from tryon_jax.person.training.parser_calibrate import parse_scales
 
 
 def evaluate(weights: str | None, data_dir: str, name: str = "viton/cpvton", split: str = "test", count: int = 0,
@@ -24,15 +24,17 @@ def evaluate(weights: str | None, data_dir: str, name: str = "viton/cpvton", spl
     HumanParser runs it); ``scales``: test-time scales (default: the file's test_time_scales);
     ``bias``: add the file's label_bias (default: when it has one)."""
     import numpy as np
-    from tryon_jax import input_pipeline, parser_train
-    from tryon_jax.preprocess.parser import load_weights
+
+    from tryon_jax.data import input_pipeline
+    from tryon_jax.person.parser import load_weights
+    from tryon_jax.person.training import parser_train
     params, meta = load_weights(weights)
     model = Parser.from_meta(meta)
     flip = bool(meta.get("test_time_flip", False)) if flip is None else flip
     scales = check_scales(meta.get("test_time_scales", (1.0,)) if scales is None else scales)
     label_bias = meta.get("label_bias") if bias is not False else None
     if bias and label_bias is None:
-        raise ValueError(f"{weights or 'the committed weights'}: no label_bias to use (run tryon_jax.parser_calibrate)")
+        raise ValueError(f"{weights or 'the committed weights'}: no label_bias to use (run tryon_jax.person.training.parser_calibrate)")
     evaluate_fn = parser_train.make_evaluator(model, flip=flip, label_bias=label_bias, scales=scales)
     size = len(input_pipeline.data_source(name, split, data_dir))
     count = min(count or size, size)
@@ -94,10 +96,10 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with io.atomic_write(os.path.join(args.out, "parser_eval.json"), "w") as f:
+    with files.atomic_write(os.path.join(args.out, "parser_eval.json"), "w") as f:
         json.dump(report, f, indent=1)
     text = markdown(report)
-    with io.atomic_write(os.path.join(args.out, "parser_eval.md"), "w") as f:
+    with files.atomic_write(os.path.join(args.out, "parser_eval.md"), "w") as f:
         f.write(text)
     print(text)
     return 0

@@ -4,7 +4,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tryon_jax import io
+from tryon_jax.core import files
 
 METRICS = ("ssim", "ms_ssim", "is", "fid")
 SPLITS = ("all", "easy", "medium", "hard")
@@ -63,10 +63,10 @@ def plot(results: list[dict], width: int = 360, height: int = 240) -> np.ndarray
                     d.ellipse((p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2), fill=COLORS[split])
                 d.text((right - 60, top + 4 + 11 * k), split, fill=COLORS[split])
         panels.append(np.asarray(img))
-    return io.grid([panels[:2], panels[2:]])
+    return files.grid([panels[:2], panels[2:]])
 
 
 def write(results: list[dict], out_dir: str) -> None:
-    with io.atomic_write(os.path.join(out_dir, "report.md"), "w") as f:
+    with files.atomic_write(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(markdown(results))
-    io.save_png(os.path.join(out_dir, "metrics.png"), plot(results))
+    files.save_png(os.path.join(out_dir, "metrics.png"), plot(results))

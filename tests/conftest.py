@@ -10,8 +10,8 @@ SAMPLE = REPO / "data" / "viton_acgpn_sample"
 
 @pytest.fixture(scope="session")
 def recipe_variables():
-    from tryon_jax import weights
-    return weights.recipe_variables()
+    from tryon_jax.weights import sources
+    return sources.recipe_variables()
 
 
 @pytest.fixture

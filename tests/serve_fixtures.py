@@ -18,11 +18,12 @@ SMALL_SPEC = dict(height=64, width=48, ngf=8, ndf=8)  # configs/demo.py's model
 
 def small_export(out: str, seed: int = 0) -> str:
     """The demo-sized model (fresh ACGPN initialisation) exported for the CPU."""
-    from tryon_jax import export, train
+    from tryon_jax import export
+    from tryon_jax.acgpn import train_step
     from tryon_jax.models.spec import ModelSpec
     spec = ModelSpec(**SMALL_SPEC)
-    variables = train.init_variables(seed, spec)
-    return export.write({k: variables[k] for k in train.GENERATORS}, out, ("cpu",), "init", spec)
+    variables = train_step.init_variables(seed, spec)
+    return export.write({k: variables[k] for k in train_step.GENERATORS}, out, ("cpu",), "init", spec)
 
 
 def crawl_catalogue(out: str) -> str:
@@ -177,20 +178,20 @@ def load_scenario(export_dir: str, catalogue, preprocessor, store_dir: str, requ
     (results not cached, no rate limit, every batch size compiled first). Every response is
     checked to be exactly what the model computed for its own pair (check_results). Returns
     the figures per max_batch."""
-    from tryon_jax import serve
-    from tryon_jax.served_model import ExportedTryOn
-    from tryon_jax.store import PhotoStore
+    from tryon_jax.serving import app
+    from tryon_jax.serving.served_model import ExportedTryOn
+    from tryon_jax.serving.store import PhotoStore
     store = PhotoStore(store_dir, preprocessor)
     clients = {}
     for i, path in enumerate(photo_paths()):
         token = f"load-client-{i:02d}-" + "x" * 24
         with open(path, "rb") as f:
-            clients[token] = store.add(serve._owner(token), f.read(), consent=True, name=path).id
+            clients[token] = store.add(app.owner_id(token), f.read(), consent=True, name=path).id
     garments = [g.id for g in catalogue.list()]
     report = {}
     for max_batch in max_batches:
         model = ExportedTryOn(export_dir, max_batch)
-        owner_of = {photo_id: serve._owner(token) for token, photo_id in clients.items()}
+        owner_of = {photo_id: app.owner_id(token) for token, photo_id in clients.items()}
 
         def example(photo_id, garment_id):
             p, g = store.person(owner_of[photo_id], photo_id), catalogue.get(garment_id)
@@ -198,7 +199,7 @@ def load_scenario(export_dir: str, catalogue, preprocessor, store_dir: str, requ
 
         model.warmup(example(next(iter(clients.values())), garments[0]))  # compilation stays out of the latencies
         recording = RecordingModel(model)
-        service = serve.TryOnService(recording, catalogue, store, serve.Settings(
+        service = app.TryOnService(recording, catalogue, store, app.Settings(
             max_batch=max_batch, max_wait_ms=max_wait_ms, rate_per_s=0, cache=False))
         with RunningServer(service) as server:
             result = load(server.url, clients, garments, requests)

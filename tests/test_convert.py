@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tests.torch_writer import save_state_dict
-from tryon_jax import convert, recipe
 from tryon_jax.models import tps
+from tryon_jax.weights import convert, recipe
 
 
 @pytest.mark.parametrize("torch_path, flax", [

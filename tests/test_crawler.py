@@ -168,6 +168,7 @@ def test_rate_is_never_exceeded(tmp_path):
 
 def test_tfds_builder_reads_a_crawl(tmp_path):
     import tensorflow_datasets as tfds
+
     from tryon_datasets.musinsa import Musinsa
     crawl = tmp_path / "crawl"
     with MusinsaServer() as server:
@@ -191,15 +192,16 @@ def test_tfds_builder_reads_a_crawl(tmp_path):
     # configs/musinsa.py: VITON persons x the crawled tops through the try-on job.
     from configs import musinsa
     from tryon_jax import jobs
+    from tryon_jax.data.catalogue import musinsa_cloths
     config = musinsa.get_config()
     config.tryon.update(musinsa_data_dir=str(tmp_path / "tfds"), musinsa_limit=2, musinsa_persons=1,
                         recipe_weights=True, batch_size=2)
     written = jobs.tryon_job(config, str(tmp_path / "run"))
-    chosen = jobs.musinsa_cloths(str(tmp_path / "tfds"), "top", 2)
+    chosen = musinsa_cloths(str(tmp_path / "tfds"), "top", 2)
     assert len(chosen) == 2 and all(items[int(n[8:-4])]["category"] == "top" for n in chosen)
     assert sorted(os.path.basename(p) for p in written) == sorted(f"000001_0__{n[:-4]}.png" for n in chosen)
     # the service's catalogue reads the same dataset, and the crawl folder gives the same garments
-    from tryon_jax.catalogue import Catalogue
+    from tryon_jax.data.catalogue import Catalogue
     from_tfds, from_crawl = Catalogue.load(str(tmp_path / "tfds")), Catalogue.load(str(crawl))
     assert sorted(from_tfds.garments) == sorted(from_crawl.garments)
     for gid, g in from_tfds.garments.items():

@@ -5,18 +5,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tryon_jax import data
+from tryon_jax.data import samples
 
-PAIR = data.Pair("000001_0.jpg", "001744_1.jpg")
+PAIR = samples.Pair("000001_0.jpg", "001744_1.jpg")
 
 
 def test_example_shapes_and_ranges(sample_copy):
-    ex = data.load_example(str(sample_copy), PAIR)
+    ex = samples.load_example(str(sample_copy), PAIR)
     assert ex["label"].shape == (256, 192, 1) and ex["pose"].shape == (256, 192, 18)
     assert set(np.unique(ex["label"])) <= set(range(14))
     assert -1 <= ex["image"].min() and ex["image"].max() <= 1
     assert 0 <= ex["edge"].min() and ex["edge"].max() <= 1
-    keypoints = data.read_pose(str(sample_copy / "test_pose" / "000001_0_keypoints.json"))
+    keypoints = samples.read_pose(str(sample_copy / "test_pose" / "000001_0_keypoints.json"))
     drawn = [(x > 1 and y > 1) for x, y, _ in keypoints]
     assert [bool((ex["pose"][..., i] > 0).any()) for i in range(18)] == drawn
 
@@ -27,7 +27,7 @@ def test_pose_keypoints_2d_is_accepted(sample_copy):
     person = doc["people"][0]
     person["pose_keypoints_2d"] = person.pop("pose_keypoints")
     path.write_text(json.dumps(doc))
-    np.testing.assert_array_equal(data.read_pose(str(path)), np.reshape(person["pose_keypoints_2d"], (18, 3)))
+    np.testing.assert_array_equal(samples.read_pose(str(path)), np.reshape(person["pose_keypoints_2d"], (18, 3)))
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -80,15 +80,15 @@ def test_bad_inputs_name_the_file(sample_copy, breakage, message):
         a[0, 0] = 20
         Image.fromarray(a).save(label)
         culprit = label
-    with pytest.raises(data.DataError, match=message) as info:
-        data.load_example(str(sample_copy), PAIR)
+    with pytest.raises(samples.DataError, match=message) as info:
+        samples.load_example(str(sample_copy), PAIR)
     assert str(culprit) in str(info.value)
 
 
 def test_pair_list_errors(tmp_path):
     bad = tmp_path / "pairs.txt"
     bad.write_text("a.jpg b.jpg\nonly_one.jpg\n")
-    with pytest.raises(data.DataError, match="pairs.txt:2"):
-        data.read_pairs(str(bad))
-    with pytest.raises(data.DataError, match="not found"):
-        data.read_pairs(str(tmp_path / "nope.txt"))
+    with pytest.raises(samples.DataError, match="pairs.txt:2"):
+        samples.read_pairs(str(bad))
+    with pytest.raises(samples.DataError, match="not found"):
+        samples.read_pairs(str(tmp_path / "nope.txt"))

@@ -8,14 +8,14 @@ from configs import viton
 from evaluation import evaluate, report
 from tests.conftest import SAMPLE
 from tests.torch_writer import save_state_dict
-from tryon_jax import checkpoint, convert, recipe, weights
+from tryon_jax.weights import checkpoint, convert, recipe, sources
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, recipe_variables):
     root = tmp_path_factory.mktemp("eval")
     checkpoint.save_generators(str(root / "work"), 100, recipe_variables)
-    checkpoint.save_generators(str(root / "work"), 200, weights.recipe_variables(salt="second/"))
+    checkpoint.save_generators(str(root / "work"), 200, sources.recipe_variables(salt="second/"))
     sd = {k: recipe.recipe_array("inception_v3", k, s) for k, s in convert.inception_layout().items()}
     save_state_dict(root / "inception_v3.pth", sd)
     (root / "paired.txt").write_text("000001_0.jpg 000001_1.jpg\n003998_0.jpg 003998_1.jpg\n")

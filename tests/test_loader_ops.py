@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tryon_jax import loader_ops
+from tryon_jax.data import loader_ops
 
 
 def _pil_round_trip(a: np.ndarray, resample) -> np.ndarray:

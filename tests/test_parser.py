@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from evaluation import parsing
-from tryon_jax import parser_augment as aug
-from tryon_jax import parser_train
+from tryon_jax.metrics import parsing
 from tryon_jax.models.parser import Parser
-from tryon_jax.preprocess import parser as parser_lib
+from tryon_jax.person import parser as parser_lib
+from tryon_jax.person.training import parser_augment as aug
+from tryon_jax.person.training import parser_train
 
 H, W = 64, 48
 
@@ -206,7 +206,7 @@ def test_rescaled_view_lines_up_with_the_photo(scale):
 
 def test_test_time_scales_are_checked():
     from tryon_jax.models.parser import check_scales
-    from tryon_jax.parser_calibrate import parse_scales
+    from tryon_jax.person.training.parser_calibrate import parse_scales
     assert check_scales([1, 1.25]) == (1.0, 1.25) and parse_scales("1, 1.25,") == (1.0, 1.25)
     for bad in ([], [1.25, 1.0], [1.0, 3.0], [1.0, 0.25], "ab", None):
         with pytest.raises(ValueError, match="test-time scales"):
@@ -252,7 +252,7 @@ def test_warm_start_takes_the_file_grows_it_and_refuses_another_network(tmp_path
 
 
 def test_label_bias_fit_undoes_an_over_predicted_label():
-    from tryon_jax.parser_calibrate import fit_label_bias, objective
+    from tryon_jax.person.training.parser_calibrate import fit_label_bias, objective
     rng = np.random.default_rng(0)
     labels = rng.choice([0, 1, 4], size=(8, 32, 32))
     log_p = np.full((8, 32, 32, 14), -8.0, np.float32)
@@ -281,9 +281,10 @@ def test_predict_adds_the_label_bias():
 
 
 def test_calibrate_cli_writes_bias_flip_and_scales_that_the_parser_uses(tmp_path):
-    from tryon_jax import parser_calibrate, train_data
+    from tryon_jax.data import input_pipeline
+    from tryon_jax.person.training import parser_calibrate
     data_dir = str(tmp_path / "tfds")
-    train_data.ensure_dataset("viton/acgpn", data_dir, "data/viton_acgpn_sample")
+    input_pipeline.ensure_dataset("viton/acgpn", data_dir, "data/viton_acgpn_sample")
     model = Parser((8, 8, 16, 16, 16), input_pool=2)
     params = model.init(jax.random.key(1), jnp.zeros((1, 256, 192, 3)))["params"]
     path = tmp_path / "parser.npz"

@@ -1,25 +1,26 @@
-"""Parser training from packed shards (tryon_jax.parser_packed) on the shipped sample."""
+"""Parser training from packed shards (tryon_jax.person.training.parser_packed) on the shipped sample."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from tryon_jax import parser_packed, train_data
-from tryon_jax.preprocess import parser as parser_lib
+from tryon_jax.data import input_pipeline
+from tryon_jax.person import parser as parser_lib
+from tryon_jax.person.training import parser_packed
 
 
 @pytest.fixture(scope="module")
 def sample_pack(tmp_path_factory):
     root = tmp_path_factory.mktemp("packed")
     data_dir = str(root / "tfds")
-    train_data.ensure_dataset("viton/acgpn", data_dir, "data/viton_acgpn_sample")
+    input_pipeline.ensure_dataset("viton/acgpn", data_dir, "data/viton_acgpn_sample")
     paths = parser_packed.pack(data_dir, str(root / "pack"), "viton/acgpn", "test", shard_mb=0.1, cloth_pool=3)
     return data_dir, str(root / "pack"), paths
 
 
 def test_pack_round_trips_the_split_in_bounded_shards(sample_pack):
-    from tryon_jax import parser_train
+    from tryon_jax.person.training import parser_train
     data_dir, pack_dir, paths = sample_pack
     assert len(paths) >= 2 and all(os.path.getsize(p) < 0.1e6 for p in paths)
     data = parser_packed.load(pack_dir)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tryon_jax.preprocess import pose
-from tryon_jax.preprocess.photo import PhotoError, load_photo
-from tryon_jax.preprocess.pose import BlazePose, openpose_json, to_openpose18
+from tryon_jax.person import pose
+from tryon_jax.person.photo import PhotoError, load_photo
+from tryon_jax.person.pose import BlazePose, openpose_json, to_openpose18
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "golden", "pose")
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "pose")

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation import parsing
 from tests.conftest import SAMPLE
 from tests.test_pose import _png_header
-from tryon_jax import data, prepare_person, train, tryon
+from tryon_jax import prepare_person, tryon
+from tryon_jax.acgpn import train_step
+from tryon_jax.data import samples
+from tryon_jax.metrics import parsing
 from tryon_jax.models.spec import ModelSpec
-from tryon_jax.preprocess import person as person_lib
+from tryon_jax.person import preprocessor as person_lib
 
 PERSONS = sorted(p.name for p in (SAMPLE / "test_img").iterdir())
 
@@ -149,16 +151,16 @@ def test_cli_writes_the_acgpn_layout_that_tryon_accepts(tmp_path):
         assert len(list((out / folder).iterdir())) == 3, folder
     for n in persons:
         stem = n[:-4]
-        assert data.read_pose(str(out / "test_pose" / f"{stem}_keypoints.json")).shape == (18, 3)
+        assert samples.read_pose(str(out / "test_pose" / f"{stem}_keypoints.json")).shape == (18, 3)
         assert Image.open(out / "overlay" / f"{stem}.png").size == (768, 512)
     # try-on with a (tiny, random) model on the prepared persons and a shipped cloth
     cloth = "001744_1.jpg"
     for folder in ("test_color", "test_edge"):
         (out / folder).mkdir()
         shutil.copy(SAMPLE / folder / cloth, out / folder / cloth)
-    pairs = [data.Pair(n, cloth) for n in persons]
+    pairs = [samples.Pair(n, cloth) for n in persons]
     spec = ModelSpec(height=64, width=48, ngf=4, ndf=4)
-    written = tryon.run(train.init_variables(0, spec), str(out), pairs, str(tmp_path / "tryon"), batch_size=4,
+    written = tryon.run(train_step.init_variables(0, spec), str(out), pairs, str(tmp_path / "tryon"), batch_size=4,
                         spec=spec, progress=False)
     assert len(written) == 3 and all(np.isfinite(np.asarray(Image.open(w))).all() for w in written)
 
@@ -167,8 +169,9 @@ def test_viton_builder_prepares_photos(tmp_path):
     """The builder's 'photos' config frames, parses and poses people's photos with the same
     code; a photo without a person is skipped and counted with its reason."""
     import tensorflow_datasets as tfds
+
     from tryon_datasets.viton import Viton
-    from tryon_jax import input_pipeline
+    from tryon_jax.data import input_pipeline
     manual = tmp_path / "photos"
     for folder in ("test_img", "test_color", "test_edge"):
         (manual / folder).mkdir(parents=True)

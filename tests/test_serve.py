@@ -14,8 +14,9 @@ from PIL import Image
 
 from tests import serve_fixtures as sf
 from tryon_jax import serve
-from tryon_jax.catalogue import Catalogue
-from tryon_jax.store import PhotoStore
+from tryon_jax.data.catalogue import Catalogue
+from tryon_jax.serving import app
+from tryon_jax.serving.store import PhotoStore
 
 
 class FakeModel:
@@ -37,7 +38,7 @@ class FakeModel:
 
 @pytest.fixture(scope="module")
 def preprocessor():
-    from tryon_jax.preprocess.person import PersonPreprocessor
+    from tryon_jax.person.preprocessor import PersonPreprocessor
     return PersonPreprocessor()
 
 
@@ -48,7 +49,7 @@ def catalogue(tmp_path_factory):
 
 def make_service(tmp_path, preprocessor, catalogue, model=None, **settings):
     store = PhotoStore(str(tmp_path / "store"), preprocessor)
-    return serve.TryOnService(model or FakeModel(), catalogue, store, serve.Settings(**settings))
+    return app.TryOnService(model or FakeModel(), catalogue, store, app.Settings(**settings))
 
 
 class Client:
@@ -58,7 +59,7 @@ class Client:
         self.url = url
         self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         if token:
-            self.http.cookie_jar.update_cookies({serve.SESSION_COOKIE: token})
+            self.http.cookie_jar.update_cookies({app.SESSION_COOKIE: token})
         self.csrf = None
 
     async def __aenter__(self):
@@ -73,7 +74,7 @@ class Client:
     @property
     def owner(self) -> str:
         """The store's owner id of this browser's session cookie."""
-        return serve._owner(next(c.value for c in self.http.cookie_jar if c.key == serve.SESSION_COOKIE))
+        return app.owner_id(next(c.value for c in self.http.cookie_jar if c.key == app.SESSION_COOKIE))
 
     async def call(self, method, path, csrf=True, **kw):
         headers = kw.pop("headers", {})
@@ -239,7 +240,7 @@ def test_rate_limit_and_timeout(tmp_path, preprocessor, catalogue):
     service = make_service(tmp_path, preprocessor, catalogue, FakeModel(delay=1.5), rate_per_s=1.0, burst=4,
                            timeout_s=0.5)
     token = "t" * 40
-    photo = service.store.add(serve._owner(token), PHOTO, consent=True)
+    photo = service.store.add(app.owner_id(token), PHOTO, consent=True)
 
     async def scenario(url):
         async with Client(url, token) as c:  # 1 token
@@ -258,7 +259,7 @@ def test_rate_limit_and_timeout(tmp_path, preprocessor, catalogue):
 
 def test_rate_limiter_refills():
     now = [0.0]
-    limiter = serve.RateLimiter(rate=2.0, burst=3, clock=lambda: now[0])
+    limiter = app.RateLimiter(rate=2.0, burst=3, clock=lambda: now[0])
     assert [limiter.check("a") for _ in range(3)] == [0, 0, 0]
     assert limiter.check("a") == pytest.approx(0.5)
     assert limiter.check("b") == 0  # per client
@@ -280,7 +281,7 @@ def test_load_with_and_without_micro_batching(tmp_path, preprocessor, catalogue)
 
 
 def test_catalogue_skips_bad_items_and_explains(tmp_path):
-    from tryon_jax.catalogue import CatalogueError
+    from tryon_jax.data.catalogue import CatalogueError
     root = sf.crawl_catalogue(str(tmp_path / "crawl"))
     items = [json.loads(line) for line in open(os.path.join(root, "items.jsonl"), encoding="utf-8")]
     with open(os.path.join(root, items[0]["images"][0]["file"]), "r+b") as f:
@@ -341,11 +342,11 @@ def test_serving_loads_no_tryon_model_or_training_code():
     stack are never imported (the parser of the person preprocessing is)."""
     import subprocess
     import sys
-    code = ("import sys; import tryon_jax.serve, tryon_jax.served_model; "
+    code = ("import sys; import tryon_jax.serve, tryon_jax.serving.served_model; "
             "from tryon_jax.preprocess.person import PersonPreprocessor; "
-            "print(' '.join(m for m in ('tryon_jax.pipeline', 'tryon_jax.models.acgpn', 'tryon_jax.convert', "
-            "'tryon_jax.train', 'tryon_jax.export', 'optax', 'orbax.checkpoint', 'tensorflow_datasets') "
-            "if m in sys.modules))")
+            "print(' '.join(m for m in sys.modules if m.startswith(('tryon_jax.acgpn', 'tryon_jax.models.acgpn', "
+            "'tryon_jax.models.networks', 'tryon_jax.weights.convert', 'tryon_jax.weights.checkpoint', "
+            "'tryon_jax.export', 'optax', 'orbax', 'tensorflow_datasets'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=sf.ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == ""

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tryon_jax.preprocess.person import Person, PersonError
-from tryon_jax.store import ConsentError, LimitError, NotFound, PhotoStore
+from tryon_jax.person.preprocessor import Person, PersonError
+from tryon_jax.serving.store import ConsentError, LimitError, NotFound, PhotoStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -149,7 +149,7 @@ KILLER = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {root!r})
     from tests.test_store import FakePreprocessor, photo_bytes
-    from tryon_jax import store as store_lib
+    from tryon_jax.serving import store as store_lib
     s = store_lib.PhotoStore({path!r}, FakePreprocessor())
     done = s.add("alice", photo_bytes(100), consent=True)
     print(done.id, flush=True)

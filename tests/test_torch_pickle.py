@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.golden import golden
-from tryon_jax.convert import read_torch_checkpoint
-from tryon_jax.torch_pickle import CheckpointError
+from tryon_jax.weights.convert import read_torch_checkpoint
+from tryon_jax.weights.torch_pickle import CheckpointError
 
 FOLDER = golden.golden_dir("TRYON_TORCH_FILES", "torch_files")
 FIXTURES = sorted(p.name for p in FOLDER.glob("*.pth")) if FOLDER.is_dir() else []
@@ -104,7 +104,7 @@ def test_refuses_unknown_globals_built_here(tmp_path):
 
 
 def test_views_share_storage_and_are_bounds_checked():
-    from tryon_jax import torch_pickle
+    from tryon_jax.weights import torch_pickle
     base = np.arange(6, dtype=np.float32)
     ref = torch_pickle._StorageRef("0", torch_pickle._StorageType("FloatStorage"), 6)
     view = torch_pickle._Tensor(ref, 1, (2, 2), (1, 2))

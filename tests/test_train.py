@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tryon_jax import train, train_data
+from tryon_jax.acgpn import batches, train, train_step
+from tryon_jax.core import mesh
 from tryon_jax.models.spec import ModelSpec
 
 TINY = ["--config.model.ngf=4", "--config.model.ndf=4", "--config.batch_size=4", "--config.eval_every=0",
@@ -36,15 +37,15 @@ def _config(**train_overrides):
 
 
 def test_stages_and_learning_rate():
-    stages = train.parse_stages("5:G1,G2,D1; 0:G1,D1 ;10:all")
+    stages = train_step.parse_stages("5:G1,G2,D1; 0:G1,D1 ;10:all")
     assert [s for s, _ in stages] == [0, 5, 10] and stages[0][1] == {"G1", "D1"}
-    starts, active = train.stage_table(stages, steps_per_epoch=3)
+    starts, active = train_step.stage_table(stages, steps_per_epoch=3)
     assert starts.tolist() == [0, 15, 30] and active.sum(1).tolist() == [2, 3, 8]
     for bad in ("1:G1", "0:G9", "G1,G2", ""):
         with pytest.raises(ValueError, match="train.stages"):
-            train.parse_stages(bad)
+            train_step.parse_stages(bad)
     tc = _config(niter=2, niter_decay=4, lr=1.0).train
-    lrs = [float(train.learning_rate(s, tc, 10)) for s in (0, 19, 20, 30, 59, 60, 200)]
+    lrs = [float(train_step.learning_rate(s, tc, 10)) for s in (0, 19, 20, 30, 59, 60, 200)]
     assert lrs == [1.0, 1.0, 1.0, 0.75, 0.25, 0.0, 0.0]
 
 
@@ -61,29 +62,29 @@ def test_model_spec_validates_and_round_trips():
 
 def test_initialisation_is_acgpns():
     spec = ModelSpec(height=64, width=48, ngf=4, ndf=4)
-    v = train.init_variables(0, spec)
-    assert set(v) == set(train.NETWORKS)
+    v = train_step.init_variables(0, spec)
+    assert set(v) == set(train_step.NETWORKS)
     kernel = v["G1"]["params"]["conv1_0"]["kernel"]
     assert abs(kernel.std() - 0.02) < 0.004 and not np.any(v["G1"]["params"]["conv1_0"]["bias"])
     fc2 = v["U"]["params"]["stn"]["loc_net"]["cnn"]["fc2"]
     assert not np.any(fc2["kernel"])
-    np.testing.assert_allclose(np.tanh(fc2["bias"]).reshape(25, 2), train.tps.target_control_points(), atol=1e-6)
-    assert train.init_variables(0, spec)["G"]["params"]["conv9_6"]["kernel"].tobytes() == \
+    np.testing.assert_allclose(np.tanh(fc2["bias"]).reshape(25, 2), train_step.tps.target_control_points(), atol=1e-6)
+    assert train_step.init_variables(0, spec)["G"]["params"]["conv9_6"]["kernel"].tobytes() == \
         v["G"]["params"]["conv9_6"]["kernel"].tobytes()
 
 
 def test_training_inputs():
-    keys = train_data.example_keys(jax.random.key(0), 3)
-    holes = np.asarray(jax.vmap(lambda k: train_data.random_holes(k, 64, 48))(keys))
+    keys = mesh.example_keys(jax.random.key(0), 3)
+    holes = np.asarray(jax.vmap(lambda k: batches.random_holes(k, 64, 48))(keys))
     assert holes.shape == (3, 64, 48, 1) and set(np.unique(holes)) <= {0.0, 1.0}
     assert all(0.01 < h.mean() < 0.7 for h in holes) and not np.array_equal(holes[0], holes[1])
     label = jnp.zeros((1, 256, 192, 1)).at[:, :128].set(7.0)
-    small = train_data.resize({"label": label, "image": jnp.ones((1, 256, 192, 3))}, 64, 48)
+    small = batches.resize({"label": label, "image": jnp.ones((1, 256, 192, 3))}, 64, 48)
     assert small["label"].shape == (1, 64, 48, 1) and float(small["label"][0, 0, 0, 0]) == 7.0
-    big = train_data.resize({"label": label, "image": jnp.ones((1, 256, 192, 3))}, 512, 384)
+    big = batches.resize({"label": label, "image": jnp.ones((1, 256, 192, 3))}, 512, 384)
     assert big["image"].shape == (1, 512, 384, 3) and set(np.unique(big["label"])) == {0.0, 7.0}
     with pytest.raises(ValueError, match="integer factor"):
-        train_data.resize({"label": label}, 96, 80)
+        batches.resize({"label": label}, 96, 80)
 
 
 def _env(cache_dir, devices=1, x64=False):
@@ -99,8 +100,8 @@ def _main(workdir, *extra, steps=STEPS):
 
 
 def _params(workdir, step=STEPS) -> dict:
-    from tryon_jax import checkpoint, weights
-    return weights.flatten(checkpoint.restore_generators(str(workdir), step))
+    from tryon_jax.weights import checkpoint, sources
+    return sources.flatten(checkpoint.restore_generators(str(workdir), step))
 
 
 def _losses(workdir) -> np.ndarray:
@@ -135,7 +136,8 @@ def test_demo_run_writes_what_a_person_looks_at(uninterrupted):
 
 def test_trained_workdir_tries_on_and_exports(uninterrupted, cache_dir, tmp_path):
     """README's second command (try-on with the latest checkpoint), then export from the workdir."""
-    from tryon_jax import data, export
+    from tryon_jax import export
+    from tryon_jax.data import samples
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("000001_0.jpg 001744_1.jpg\n")
     cmd = _main(uninterrupted, "--config.job=tryon", f"--config.tryon.pairs={pairs}", "--config.tryon.batch_size=1")
@@ -148,8 +150,8 @@ def test_trained_workdir_tries_on_and_exports(uninterrupted, cache_dir, tmp_path
     assert export.main(["--workdir", str(uninterrupted), "--out", str(tmp_path / "export"), "--platforms=cpu"]) == 0
     meta = json.loads((tmp_path / "export" / export.META_FILE).read_text())
     assert meta["output_size"] == [64, 48] and meta["model_spec"]["ngf"] == 4
-    raw = data.stack([data.load_raw(str(REPO / "data" / "viton_acgpn_sample"), data.read_pairs(str(pairs))[0])],
-                     data.RAW_KEYS)
+    raw = samples.stack([samples.load_raw(str(REPO / "data" / "viton_acgpn_sample"), samples.read_pairs(str(pairs))[0])],
+                     samples.RAW_KEYS)
     out = export.load(str(tmp_path / "export"))(raw, np.zeros((1, 2), np.uint32))
     assert out["fake_image"].shape == (1, 64, 48, 3) and np.isfinite(np.asarray(out["fake_image"])).all()
 
@@ -187,7 +189,7 @@ def _free_port() -> int:
 
 def _moments(workdir, step) -> dict:
     """Adam's first and second moments per network at ``step``, from the checkpoint."""
-    from tryon_jax import checkpoint
+    from tryon_jax.weights import checkpoint
     with jax.enable_x64(True):  # restore float64 as float64
         opt = checkpoint.restore_generators(str(workdir), step, checkpoint.TRAIN_STATE)["opt_state"]
     return {n: (jax.tree.leaves(s["mu"]), jax.tree.leaves(s["nu"])) for n, s in opt.items()}
@@ -224,7 +226,7 @@ def test_two_processes_match_one(tmp_path, cache_dir, uninterrupted_f64):
     assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
     np.testing.assert_allclose(_losses(workdir), _losses(uninterrupted_f64), rtol=1e-10, atol=0)
     expected, got = _moments(uninterrupted_f64, 2), _moments(workdir, 2)
-    assert expected.keys() == got.keys() == set(train.NETWORKS)
+    assert expected.keys() == got.keys() == set(train_step.NETWORKS)
     for net in expected:
         for want, have in zip(expected[net], got[net]):
             assert {x.dtype for x in want + have} == {np.dtype(np.float64)}
@@ -237,29 +239,31 @@ _EQUIVALENCE = textwrap.dedent("""
     jax.config.update("jax_enable_x64", True)
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from configs import demo
-    from tryon_jax import data, train
+    from tryon_jax.acgpn import train_step
+    from tryon_jax.core.mesh import global_batch, state_shardings
+    from tryon_jax.data import samples
     from tryon_jax.models.spec import ModelSpec
     config = demo.get_config()
     config.model.update(ngf=4, ndf=4)
     config.train.param_dtype = "float64"
     spec = ModelSpec.from_dict(config.model)
-    pairs = data.read_pairs("data/viton_acgpn_sample/test_pairs_same.txt")[:8]
-    raw = data.stack([data.load_raw("data/viton_acgpn_sample", p, "test") for p in pairs], data.RAW_KEYS)
-    fn = train.make_train_step(config, spec, steps_per_epoch=2, global_batch=8)
+    pairs = samples.read_pairs("data/viton_acgpn_sample/test_pairs_same.txt")[:8]
+    raw = samples.stack([samples.load_raw("data/viton_acgpn_sample", p, "test") for p in pairs], samples.RAW_KEYS)
+    fn = train_step.make_train_step(config, spec, steps_per_epoch=2, global_batch=8)
     results = {}
     for name, devices, shard in (("1", jax.devices()[:1], False), ("8", jax.devices(), False),
                                  ("8_sharded", jax.devices(), True)):
         mesh = Mesh(np.array(devices), ("data",))
-        state = train.initial_state(config, spec)
-        shardings = train.state_shardings(mesh, state, shard)
+        state = train_step.initial_state(config, spec)
+        shardings = state_shardings(mesh, state, shard)
         repl = NamedSharding(mesh, P())
         step = jax.jit(fn, in_shardings=(shardings, NamedSharding(mesh, P("data")), repl),
                        out_shardings=(shardings, repl, repl))
-        state, metrics, _ = step(jax.device_put(state, shardings), train.global_batch(raw, mesh), {})
+        state, metrics, _ = step(jax.device_put(state, shardings), global_batch(raw, mesh), {})
         # Adam's first moment after one step is (1 - beta1) * gradient: compare gradients through it.
-        mu = {n: state.opt_state[n].mu for n in train.NETWORKS}
+        mu = {n: state.opt_state[n].mu for n in train_step.NETWORKS}
         results[name] = jax.device_get((state.params, mu, metrics))
-    initial = jax.device_get(train.initial_state(config, spec).params)
+    initial = jax.device_get(train_step.initial_state(config, spec).params)
     ref_p, ref_mu, ref_m = results["1"]
     leaves = jax.tree.leaves
     maxabs = lambda a, b: max(float(np.abs(x - y).max()) for x, y in zip(leaves(a), leaves(b)))
@@ -269,7 +273,7 @@ _EQUIVALENCE = textwrap.dedent("""
         p, mu, m = results[name]
         report[name] = {
             "grad_rel": {n: norm(jax.tree.map(np.subtract, mu[n], ref_mu[n])) / norm(ref_mu[n])
-                         for n in train.NETWORKS},
+                         for n in train_step.NETWORKS},
             "loss_rel": {k: float(abs(m[k] - ref_m[k]) / abs(ref_m[k])) for k in ("loss_G", "loss_D")},
             "grad_max": maxabs(mu, ref_mu) / (1 - config.train.beta1),
             "params_max": maxabs(p, ref_p), "update_max": maxabs(ref_p, initial),
@@ -305,13 +309,13 @@ def test_one_step_is_the_same_on_1_and_8_devices(cache_dir):
 def test_fine_tuning_starts_from_the_released_checkpoints(tmp_path):
     from configs import viton
     from tests.torch_writer import save_state_dict
-    from tryon_jax import convert, recipe
+    from tryon_jax.weights import convert, recipe
     sds = recipe.acgpn_state_dicts(("U", "G1", "G2", "G", "D1"))
     for name, sd in sds.items():
         save_state_dict(tmp_path / f"latest_net_{name}.pth", sd, prefix=f"latest_net_{name}")
     config = viton.get_config()
     config.init.acgpn_checkpoints = str(tmp_path)
-    state = train.initial_state(config, ModelSpec())
+    state = train_step.initial_state(config, ModelSpec())
     expected = convert.acgpn_variables(sds)
     got = state.generators()
     for name in ("U", "G1", "G2", "G"):
@@ -320,7 +324,7 @@ def test_fine_tuning_starts_from_the_released_checkpoints(tmp_path):
     assert int(state.opt_state["G"].count) == 0
     config.model.ngf = 32
     with pytest.raises(ValueError, match="faithful"):
-        train.initial_state(config, ModelSpec.from_dict(config.model))
+        train_step.initial_state(config, ModelSpec.from_dict(config.model))
 
 
 def test_vgg19_weights_are_named_or_the_perceptual_loss_is_off(tmp_path):
@@ -338,12 +342,12 @@ def test_hd_image_generator_step_traces():
     config = hd.get_config()
     config.model.update(height=64, width=48, ngf=4, ndf=4, hd_ngf=4, hd_n_blocks_global=1, hd_n_blocks_local=1)
     spec = ModelSpec.from_dict(config.model)
-    state = train.initial_state(config, spec)
+    state = train_step.initial_state(config, spec)
     assert "model1_1_1" in state.params["G"] and "scale2_layer0_0" in state.params["D"]
-    from tryon_jax import data
-    pair = data.read_pairs(str(REPO / "data" / "viton_acgpn_sample" / "test_pairs_same.txt"))[0]
-    raw = data.stack([data.load_raw(str(REPO / "data" / "viton_acgpn_sample"), pair)] * 2, data.RAW_KEYS)
-    fn = train.make_train_step(config, spec, steps_per_epoch=1, global_batch=2)
+    from tryon_jax.data import samples
+    pair = samples.read_pairs(str(REPO / "data" / "viton_acgpn_sample" / "test_pairs_same.txt"))[0]
+    raw = samples.stack([samples.load_raw(str(REPO / "data" / "viton_acgpn_sample"), pair)] * 2, samples.RAW_KEYS)
+    fn = train_step.make_train_step(config, spec, steps_per_epoch=1, global_batch=2)
     new_state, metrics, pictures = jax.eval_shape(fn, state, raw, {})
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     assert pictures["result"].shape == (2, 64, 48, 3) and metrics["loss_G"].shape == ()

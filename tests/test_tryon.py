@@ -7,7 +7,10 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO, SAMPLE
-from tryon_jax import data, export, pipeline, tryon, weights
+from tryon_jax import export, tryon
+from tryon_jax.acgpn import inference
+from tryon_jax.data import samples
+from tryon_jax.weights import sources
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def test_results_do_not_depend_on_batch_partners(recipe_variables, two_pairs, tm
     same executable computes its row from the same values, so the PNG is identical on any
     CPU. (Across batch sizes the last bits differ; test_batched_graph_equals_single_examples
     checks that part in float64.)"""
-    pairs = data.read_pairs(str(two_pairs))
+    pairs = samples.read_pairs(str(two_pairs))
     a = tryon.run(recipe_variables, str(SAMPLE), pairs, str(tmp_path / "a"), batch_size=2, progress=False)
     b = tryon.run(recipe_variables, str(SAMPLE), [pairs[0], pairs[2], pairs[1]], str(tmp_path / "b"), batch_size=2,
                   progress=False)
@@ -46,15 +49,15 @@ def test_batched_graph_equals_single_examples(recipe_variables):
     The two runs differ only in rounding (per-example noise keys, no cross-example
     reductions): float64's 1.1e-16 times the random networks' amplification, measured
     1.7e-10 at the worst (G's logits) on an Intel Xeon; float32 gives 1e-2 here."""
-    pairs = data.read_pairs(str(SAMPLE / "test_pairs.txt"))[:2]
-    examples = [data.load_example(str(SAMPLE), p) for p in pairs]
+    pairs = samples.read_pairs(str(SAMPLE / "test_pairs.txt"))[:2]
+    examples = [samples.load_example(str(SAMPLE), p) for p in pairs]
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(np.arange(2))
     with jax.enable_x64(True):
         variables = _float64(recipe_variables)
-        both = pipeline.tryon(variables, _float64(data.stack(examples)), keys)
+        both = inference.tryon(variables, _float64(samples.stack(examples)), keys)
         assert both["fake_image"].dtype == np.float64
         for i in range(2):
-            one = pipeline.tryon(variables, _float64(data.stack(examples[i:i + 1])), keys[i:i + 1])
+            one = inference.tryon(variables, _float64(samples.stack(examples[i:i + 1])), keys[i:i + 1])
             assert both.keys() == one.keys()
             for name in (k for k in one if np.ndim(one[k])):  # scalars are batch means
                 want, got = np.asarray(one[name][0]), np.asarray(both[name][i])
@@ -90,11 +93,11 @@ def test_export_reload_matches_direct_call(recipe_variables, tmp_path):
         meta = json.loads((tmp_path / "export" / export.META_FILE).read_text())
         assert meta["inputs"]["pose_boxes"] == ["b", 18, 4, "int32"]
         call = export.load(out)
-        reloaded, _ = weights.load_params(str(tmp_path / "export" / weights.PARAMS_FILE))
+        reloaded, _ = sources.load_params(str(tmp_path / "export" / sources.PARAMS_FILE))
         assert jax.tree_util.tree_structure(reloaded) == jax.tree_util.tree_structure(variables)
-        pairs = data.read_pairs(str(SAMPLE / "test_pairs.txt"))
+        pairs = samples.read_pairs(str(SAMPLE / "test_pairs.txt"))
         for n in (1, 2):  # the symbolic batch dimension accepts any size
-            batch = data.stack([data.load_raw(str(SAMPLE), p) for p in pairs[:n]], data.RAW_KEYS)
+            batch = samples.stack([samples.load_raw(str(SAMPLE), p) for p in pairs[:n]], samples.RAW_KEYS)
             key_data = np.arange(2 * n, dtype=np.uint32).reshape(n, 2)
             got = call(batch, key_data)
             want = jax.jit(export.serving_fn)(reloaded, batch, key_data)
@@ -113,14 +116,14 @@ def test_export_cli_requires_weights(tmp_path, capsys):
 
 def test_noise_is_per_example():
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(np.arange(3))
-    together = pipeline.draw_noise(keys, 3, 256, 192)
-    alone = pipeline.draw_noise(keys[1:2], 1, 256, 192)
-    for k in pipeline.NOISE_NAMES:
+    together = inference.draw_noise(keys, 3, 256, 192)
+    alone = inference.draw_noise(keys[1:2], 1, 256, 192)
+    for k in inference.NOISE_NAMES:
         np.testing.assert_array_equal(together[k][1:2], alone[k])
 
 
 def test_noise_statistics():
-    noise = pipeline.draw_noise(jax.random.key(0), 4, 256, 192)
+    noise = inference.draw_noise(jax.random.key(0), 4, 256, 192)
     for v in noise.values():
         v = np.asarray(v)
         assert set(np.unique(v)) == {0.0, 1.0}

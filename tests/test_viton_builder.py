@@ -11,7 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tests.conftest import REPO
-from tryon_jax import data, input_pipeline
+from tryon_jax.data import input_pipeline, samples
 
 DUMMY = REPO / "datasets" / "viton" / "dummy_data"
 
@@ -51,7 +51,7 @@ def test_both_layouts_give_the_same_examples(built):
 
 def test_pairs_difficulty_and_keypoints(built):
     test = _by_person(built, "acgpn", "test")
-    unpaired = {p.person[:-4]: p.cloth[:-4] for p in data.read_pairs(str(DUMMY / "acgpn" / "test_pairs.txt"))}
+    unpaired = {p.person[:-4]: p.cloth[:-4] for p in samples.read_pairs(str(DUMMY / "acgpn" / "test_pairs.txt"))}
     difficulty = {}
     for level in ("easy", "medium", "hard"):
         names = (REPO / "datasets" / "viton" / "difficulty" / f"{level}.txt").read_text().split()
@@ -60,7 +60,7 @@ def test_pairs_difficulty_and_keypoints(built):
         assert ex["cloth"]["id"].decode() == pid[:-2] + "_1"
         assert ex["unpaired_cloth"]["id"].decode() == unpaired[pid]
         assert input_pipeline.DIFFICULTIES[ex["difficulty"]] == difficulty[pid]
-        want = data.read_pose(str(DUMMY / "acgpn" / "test_pose" / f"{pid}_keypoints.json"))
+        want = samples.read_pose(str(DUMMY / "acgpn" / "test_pose" / f"{pid}_keypoints.json"))
         np.testing.assert_array_equal(ex["pose_keypoints"], want)  # float64 kept exactly
     train = _by_person(built, "acgpn", "train")
     assert all(input_pipeline.DIFFICULTIES[ex["difficulty"]] == "unknown" for ex in train.values())
@@ -86,8 +86,8 @@ def test_batches_feed_the_device_loader(built):
     raw = next(iter(loader))
     batch = input_pipeline.device_inputs(raw)
     for i, pid in enumerate(raw["person_id"]):
-        pair = data.Pair(f"{pid}.jpg", f"{raw['cloth_id'][i]}.jpg")
-        want = data.load_example(str(DUMMY / "acgpn"), pair)
+        pair = samples.Pair(f"{pid}.jpg", f"{raw['cloth_id'][i]}.jpg")
+        want = samples.load_example(str(DUMMY / "acgpn"), pair)
         for key in want:
             np.testing.assert_array_equal(np.asarray(batch[key][i]), want[key], err_msg=f"{pid}/{key}")
 
@@ -117,7 +117,7 @@ def test_bad_samples_fail_or_are_skipped(tmp_path, breakage, message):
     else:
         from PIL import Image
         Image.new("RGB", (100, 120)).save(culprit, format="JPEG")
-    with pytest.raises(data.DataError, match=message) as info:
+    with pytest.raises(samples.DataError, match=message) as info:
         _build("acgpn", manual, tmp_path / "strict")
     assert str(culprit) in str(info.value)
     assert not list((tmp_path / "strict").glob("viton/acgpn/1.0.0/*.array_record*"))  # nothing half-written

@@ -11,9 +11,9 @@ import shutil
 import pytest
 
 from tests import serve_fixtures as sf
-from tryon_jax import serve
-from tryon_jax.catalogue import Catalogue
-from tryon_jax.store import CONSENT_TEXT, PhotoStore
+from tryon_jax.data.catalogue import Catalogue
+from tryon_jax.serving import app
+from tryon_jax.serving.store import CONSENT_TEXT, PhotoStore
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -47,14 +47,14 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from tryon_jax.preprocess.person import PersonPreprocessor
-    from tryon_jax.served_model import ExportedTryOn
+    from tryon_jax.person.preprocessor import PersonPreprocessor
+    from tryon_jax.serving.served_model import ExportedTryOn
     root = tmp_path_factory.mktemp("web")
     export_dir = os.environ.get("TRYON_WEB_EXPORT") or sf.small_export(str(root / "export"))
     model = ExportedTryOn(export_dir, max_batch=4)
     catalogue = Catalogue.load(sf.crawl_catalogue(str(root / "crawl")))
     store = PhotoStore(str(root / "store"), PersonPreprocessor())
-    with sf.RunningServer(serve.TryOnService(model, catalogue, store, serve.Settings(max_batch=4))) as running:
+    with sf.RunningServer(app.TryOnService(model, catalogue, store, app.Settings(max_batch=4))) as running:
         yield running
 
 
@@ -101,7 +101,7 @@ def test_upload_tryon_delete_in_a_browser(browser, server):
     width = _wait(browser, lambda d: d.execute_script(loaded))
     assert width == server.service.model.output_size[1]
     assert browser.find_element(By.ID, "result").is_displayed()
-    owner = serve._owner(browser.get_cookie(serve.SESSION_COOKIE)["value"])
+    owner = app.owner_id(browser.get_cookie(app.SESSION_COOKIE)["value"])
     assert [r.id for r in store.list(owner)] == [photo_id]
     assert os.listdir(os.path.join(store.root, "photos", photo_id, "results"))  # cached with the photo
     if os.environ.get("TRYON_SCREENSHOT"):

@@ -12,89 +12,10 @@ are listed with the reason in DIR/refused.txt and on stderr (exit status 1).
 Pose: BlazePose (vendored, offline); parsing: the committed parser weights.
 """
 import argparse
-import json
 import os
-import re
 import sys
 
-import cv2
-import numpy as np
-from PIL import Image
-from tqdm import tqdm
-
-from tryon_jax import io
-from tryon_jax.preprocess.parser import colour_labels
-
-# OpenPose-18 limbs drawn on the overlay.
-LIMBS = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-         (12, 13), (0, 14), (14, 16), (0, 15), (15, 17))
-AGNOSTIC_LABELS = (4, 7, 11, 13)  # upper clothes, dress ('noise'), arms
-
-
-def agnostic(image: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """The person with the regions ACGPN regenerates (clothes, dress, arms) greyed out."""
-    return np.where(np.isin(label, AGNOSTIC_LABELS)[..., None], 128, image).astype(np.uint8)
-
-
-def overlay(image: np.ndarray, label: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-    """photo | labels blended over it with the skeleton, enlarged 2x."""
-    blend = (0.45 * image + 0.55 * colour_labels(label)).astype(np.uint8)
-    blend = cv2.resize(blend, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    pts = {i: (int(round(2 * x + 0.5)), int(round(2 * y + 0.5))) for i, (x, y, c) in enumerate(keypoints) if c > 0}
-    for a, b in LIMBS:
-        if a in pts and b in pts:
-            cv2.line(blend, pts[a], pts[b], (255, 255, 255), 2, cv2.LINE_AA)
-    for p in pts.values():
-        cv2.circle(blend, p, 3, (255, 0, 0), -1, cv2.LINE_AA)
-    left = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
-    return np.concatenate([left, blend], axis=1)
-
-
-def person_name(path: str, taken: set) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(path))[0]) or "person"
-    name, i = stem, 1
-    while name in taken:
-        i += 1
-        name = f"{stem}-{i}"
-    taken.add(name)
-    return name
-
-
-def write_person(out: str, name: str, person, split: str = "test") -> None:
-    """Every file of one person, each written atomically."""
-    with io.atomic_write(os.path.join(out, f"{split}_img", name + ".jpg")) as f:
-        Image.fromarray(person.image).save(f, format="JPEG", quality=95)
-    io.save_png(os.path.join(out, f"{split}_label", name + ".png"), person.label)
-    from tryon_jax.preprocess.pose import openpose_json
-    with io.atomic_write(os.path.join(out, f"{split}_pose", name + "_keypoints.json"), "w") as f:
-        json.dump(openpose_json(person.keypoints), f)
-    io.save_png(os.path.join(out, f"{split}_agnostic", name + ".png"), agnostic(person.image, person.label))
-    io.save_png(os.path.join(out, f"{split}_body_mask", name + ".png"), ((person.label > 0) * 255).astype(np.uint8))
-    io.save_png(os.path.join(out, "overlay", name + ".png"), overlay(person.image, person.label, person.keypoints))
-
-
-def prepare_folder(pre, photos: list[str], out: str, batch_size: int = 16) -> tuple[list[str], list[tuple]]:
-    """Prepares ``photos`` into ``out`` (ACGPN test layout, persons.txt, refused.txt) with a
-    progress bar; returns (person file names written, [(photo, reason) refused])."""
-    taken, written, refused = set(), [], []
-    with tqdm(total=len(photos), desc="prepare", unit="photo") as bar:
-        for start in range(0, len(photos), batch_size):
-            chunk = photos[start:start + batch_size]
-            for path, result in zip(chunk, pre.prepare_batch(chunk, chunk)):
-                if isinstance(result, Exception):
-                    refused.append((path, str(result)))
-                    tqdm.write(f"refused: {result}", file=sys.stderr)
-                else:
-                    name = person_name(path, taken)
-                    write_person(out, name, result)
-                    written.append(name + ".jpg")
-            bar.update(len(chunk))
-    os.makedirs(out, exist_ok=True)
-    with io.atomic_write(os.path.join(out, "persons.txt"), "w") as f:
-        f.writelines(f"{n}\n" for n in written)
-    with io.atomic_write(os.path.join(out, "refused.txt"), "w") as f:
-        f.writelines(f"{p}\t{reason}\n" for p, reason in refused)
-    return written, refused
+from tryon_jax.person.prepare import prepare_folder
 
 
 def main(argv=None) -> int:
@@ -108,7 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument("--min-torso-px", type=float, default=48.0,
                         help="refuse people whose neck-to-hip length in the photo is shorter")
     args = parser.parse_args(argv)
-    from tryon_jax.preprocess.person import PersonPreprocessor
+    from tryon_jax.person.preprocessor import PersonPreprocessor
     try:
         pre = PersonPreprocessor(args.parser_weights, args.pose_models, args.min_torso_px, batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as e:

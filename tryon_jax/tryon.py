@@ -7,7 +7,7 @@ Writes OUT/results/<person>__<cloth>.png (the try-on image) and OUT/strips/<...>
 (person | cloth | warped cloth | result).
 
 With ``--photos PHOTO...`` the persons are people's own photos: they are prepared (pose,
-parsing, framing: tryon_jax.preprocess, as prepare_person does) into OUT/persons, and each
+parsing, framing: tryon_jax.person, as prepare_person does) into OUT/persons, and each
 is tried on with every cloth of the pair list.
 """
 import argparse
@@ -20,30 +20,33 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from tryon_jax import data, io, loader_ops, pipeline, train_data, weights
+from tryon_jax.acgpn import batches, inference
+from tryon_jax.core import files
+from tryon_jax.data import loader_ops, samples
 from tryon_jax.models.spec import ModelSpec
+from tryon_jax.weights import sources
 
 OUTPUTS = ("fake_image", "warped", "fake_c")
 
 
 @functools.partial(jax.jit, static_argnames="spec")
 def _tryon_images(variables, raw, keys, spec: ModelSpec):
-    batch = train_data.resize(loader_ops.prepare(raw), spec.height, spec.width)
-    out = pipeline.tryon_graph(variables, batch, keys, spec=spec)
+    batch = batches.resize(loader_ops.prepare(raw), spec.height, spec.width)
+    out = inference.tryon_graph(variables, batch, keys, spec=spec)
     return {"person": batch["image"], "cloth": batch["color"], **{k: out[k] for k in OUTPUTS}}
 
 
-def pair_name(pair: data.Pair) -> str:
+def pair_name(pair: samples.Pair) -> str:
     return f"{os.path.splitext(pair.person)[0]}__{os.path.splitext(pair.cloth)[0]}"
 
 
-def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, batch_size: int = 8,
+def run(variables: dict, data_root: str, pairs: list[samples.Pair], out_dir: str, batch_size: int = 8,
         seed: int = 0, split: str = "test", progress: bool = True, spec: ModelSpec = ModelSpec(),
         cloths: dict | None = None) -> list[str]:
     """Try every pair on; returns the result paths. Pair i's noise comes from fold_in(seed, i),
     so results do not depend on the batch size. The last batch is padded (one compilation).
     Images come out at the model's resolution (``spec``). ``cloths`` maps cloth names of the
-    pairs to {"color", "edge"} arrays that replace the folder's (see data.load_raw)."""
+    pairs to {"color", "edge"} arrays that replace the folder's (see samples.load_raw)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     base = jax.random.key(seed)
@@ -52,20 +55,20 @@ def run(variables: dict, data_root: str, pairs: list[data.Pair], out_dir: str, b
             tqdm(total=len(pairs), desc="try-on", unit="pair", disable=not progress) as bar:
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
-            examples = list(pool.map(lambda p: data.load_raw(data_root, p, split, (cloths or {}).get(p.cloth)),
+            examples = list(pool.map(lambda p: samples.load_raw(data_root, p, split, (cloths or {}).get(p.cloth)),
                                      chunk))
             examples += [examples[-1]] * (batch_size - len(examples))
-            raw = data.stack(examples, data.RAW_KEYS)
+            raw = samples.stack(examples, samples.RAW_KEYS)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + batch_size))
             out = jax.device_get(_tryon_images(variables, raw, keys, spec))
             for i, pair in enumerate(chunk):
                 name = pair_name(pair)
-                result = io.to_uint8(out["fake_image"][i])
+                result = files.to_uint8(out["fake_image"][i])
                 path = os.path.join(out_dir, "results", name + ".png")
-                io.save_png(path, result)
-                strip = [io.to_uint8(out["person"][i]), io.to_uint8(out["cloth"][i]),
-                         io.to_uint8(out["warped"][i]), result]
-                io.save_png(os.path.join(out_dir, "strips", name + ".png"), io.grid([strip]))
+                files.save_png(path, result)
+                strip = [files.to_uint8(out["person"][i]), files.to_uint8(out["cloth"][i]),
+                         files.to_uint8(out["warped"][i]), result]
+                files.save_png(os.path.join(out_dir, "strips", name + ".png"), files.grid([strip]))
                 written.append(path)
             bar.update(len(chunk))
     return written
@@ -75,8 +78,9 @@ def persons_from_photos(photos, data_root, pairs, out, split="test", parser_weig
     """Prepares ``photos`` into OUT/persons with the cloths of ``pairs`` copied beside them;
     returns (that folder, every prepared person x every cloth)."""
     import shutil
-    from tryon_jax.prepare_person import prepare_folder
-    from tryon_jax.preprocess.person import PersonPreprocessor
+
+    from tryon_jax.person.prepare import prepare_folder
+    from tryon_jax.person.preprocessor import PersonPreprocessor
     root = os.path.join(out, "persons")
     persons, refused = prepare_folder(PersonPreprocessor(parser_weights), photos, root)
     if not persons:
@@ -85,16 +89,16 @@ def persons_from_photos(photos, data_root, pairs, out, split="test", parser_weig
     for cloth in cloths:
         stem = os.path.splitext(cloth)[0]
         for folder in ("color", "edge"):
-            src = data.find_file(data_root, f"{split}_{folder}", stem)
+            src = samples.find_file(data_root, f"{split}_{folder}", stem)
             os.makedirs(os.path.join(root, f"{split}_{folder}"), exist_ok=True)
             shutil.copy(src, os.path.join(root, f"{split}_{folder}", os.path.basename(src)))
-    return root, [data.Pair(p, c) for p in persons for c in cloths]
+    return root, [samples.Pair(p, c) for p in persons for c in cloths]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tryon_jax.tryon", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    weights.add_arguments(parser)
+    sources.add_arguments(parser)
     parser.add_argument("--data", required=True, help="folder in ACGPN layout (test_img, test_label, ...)")
     parser.add_argument("--pairs", help="pair list 'person cloth' per line (default: DATA/test_pairs.txt)")
     parser.add_argument("--out", required=True, help="output folder")
@@ -110,20 +114,20 @@ def main(argv=None) -> int:
     parser.add_argument("--parser-weights", help="parser .npz for --photos (default: the committed weights)")
     args = parser.parse_args(argv)
     try:
-        pairs = data.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
+        pairs = samples.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
         cloths = None
         if args.musinsa_data_dir:
-            from tryon_jax.jobs import musinsa_cloths
+            from tryon_jax.data.catalogue import musinsa_cloths
             cloths = musinsa_cloths(args.musinsa_data_dir, args.musinsa_category, args.musinsa_limit)
-            pairs = [data.Pair(p, c) for p in dict.fromkeys(p.person for p in pairs) for c in cloths]
+            pairs = [samples.Pair(p, c) for p in dict.fromkeys(p.person for p in pairs) for c in cloths]
         root = args.data
         if args.photos:
             root, pairs = persons_from_photos(args.photos, args.data, pairs, args.out, args.split, args.parser_weights)
-        variables, source, spec = weights.from_args(args)
+        variables, source, spec = sources.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
         written = run(variables, root, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec,
                       cloths=cloths)
-    except (data.DataError, ValueError, FileNotFoundError) as e:
+    except (samples.DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(written)} try-on images to {os.path.join(args.out, 'results')}", file=sys.stderr)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from crawler import cloth_mask
-from tryon_jax.io import png_bytes
+from tryon_jax.core.files import png_bytes
 
 CATEGORIES = ("top", "bottom", "other")
 

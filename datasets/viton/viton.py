@@ -14,7 +14,7 @@ Build (array_record, no TensorFlow needed)::
     tfds build datasets/viton --config=acgpn --manual_dir=PATH --data_dir=DATA
     # or --config=acgpn_lenient: bad samples are skipped and counted in the metadata
 
-Load: ``tfds.data_source("viton/acgpn", data_dir=DATA)`` (tryon_jax.input_pipeline reads it
+Load: ``tfds.data_source("viton/acgpn", data_dir=DATA)`` (tryon_jax.data.input_pipeline reads it
 with grain). Each example is one person with the paired cloth (their own) and the cloth of
 the official unpaired list (test_pairs.txt; for train the list is paired), the pose keypoints
 and, for the 2032 official test persons, ACGPN's difficulty (easy / medium / hard).
@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tryon_jax import data
+from tryon_jax.data import samples
 
-HEIGHT, WIDTH = data.HEIGHT, data.WIDTH
+HEIGHT, WIDTH = samples.HEIGHT, samples.WIDTH
 DIFFICULTIES = ("easy", "medium", "hard", "unknown")
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 # LIP parse id -> ACGPN label id (../shared/data/viton/README.md, quirk 1).
@@ -49,7 +49,7 @@ _FOLDERS = {
 class VitonConfig(tfds.core.BuilderConfig):
     layout: str = "acgpn"
     skip_bad: bool = False  # skip bad samples (counted in the metadata) instead of failing
-    prepare: bool = False  # person photos only: frame, parse and pose them (tryon_jax.preprocess)
+    prepare: bool = False  # person photos only: frame, parse and pose them (tryon_jax.person)
 
 
 def _image_features(channels: int):
@@ -70,7 +70,7 @@ class Viton(tfds.core.GeneratorBasedBuilder):
         VitonConfig(name="cpvton_lenient", layout="cpvton", skip_bad=True,
                     description="CP-VTON layout; bad samples skipped and counted."),
         VitonConfig(name="photos", layout="acgpn", skip_bad=True, prepare=True,
-                    description="People's own photos; labels and pose by tryon_jax.preprocess."),
+                    description="People's own photos; labels and pose by tryon_jax.person."),
     ]
 
     def _info(self):
@@ -81,7 +81,7 @@ class Viton(tfds.core.GeneratorBasedBuilder):
                 "image": _image_features(3),
                 "label": _image_features(1),
                 # Raw bytes: the default encoding would round float64 to float32.
-                "pose_keypoints": tfds.features.Tensor(shape=(data.NUM_KEYPOINTS, 3), dtype=np.float64,
+                "pose_keypoints": tfds.features.Tensor(shape=(samples.NUM_KEYPOINTS, 3), dtype=np.float64,
                                                        encoding=tfds.features.Encoding.BYTES),
                 "cloth": dict(cloth),
                 "unpaired_cloth": dict(cloth),
@@ -117,7 +117,7 @@ class Viton(tfds.core.GeneratorBasedBuilder):
         difficulty = official_difficulty()
         skipped = self.info.metadata["skipped"].setdefault(split, {"count": 0, "reasons": []})
         if cfg.prepare:
-            from tryon_jax.preprocess.person import PersonPreprocessor
+            from tryon_jax.person.preprocessor import PersonPreprocessor
             preprocessor = PersonPreprocessor()
         for person in persons:
             stem = os.path.splitext(person)[0]
@@ -125,7 +125,7 @@ class Viton(tfds.core.GeneratorBasedBuilder):
             try:
                 if cfg.prepare:
                     if person not in unpaired:
-                        raise data.DataError(f"{person}: not in {split}_pairs.txt (which names its cloth)")
+                        raise samples.DataError(f"{person}: not in {split}_pairs.txt (which names its cloth)")
                     own = unpaired[person]
                     prepared = preprocessor.prepare(os.path.join(folders["image"], person))
                     person_parts = {"image": _jpeg(prepared.image), "label": _png(prepared.label),
@@ -134,7 +134,7 @@ class Viton(tfds.core.GeneratorBasedBuilder):
                     person_parts = {
                         "image": _image_bytes(os.path.join(folders["image"], person), "RGB"),
                         "label": self._label_bytes(folders["label"], stem),
-                        "pose_keypoints": data.read_pose(os.path.join(folders["pose"], f"{stem}_keypoints.json"))}
+                        "pose_keypoints": samples.read_pose(os.path.join(folders["pose"], f"{stem}_keypoints.json"))}
                 example = {
                     "person_id": stem,
                     **person_parts,
@@ -142,7 +142,7 @@ class Viton(tfds.core.GeneratorBasedBuilder):
                     "unpaired_cloth": _cloth(folders, unpaired.get(person, own)),
                     "difficulty": difficulty.get(person, "unknown"),
                 }
-            except (data.DataError, ValueError) as e:
+            except (samples.DataError, ValueError) as e:
                 if not cfg.skip_bad:
                     raise
                 skipped["count"] += 1
@@ -153,12 +153,12 @@ class Viton(tfds.core.GeneratorBasedBuilder):
     def _label_bytes(self, folder, stem):
         path = os.path.join(folder, stem + ".png")
         if self.builder_config.layout == "cpvton":
-            lip = np.asarray(data.open_image(path, None))  # palette indices (mode P); never .convert('L')
+            lip = np.asarray(samples.open_image(path, None))  # palette indices (mode P); never .convert('L')
             if lip.ndim != 2 or lip.max(initial=0) >= len(LIP_TO_ACGPN):
-                raise data.DataError(f"{path}: not a LIP parse (values {np.unique(lip).tolist()[:8]})")
+                raise samples.DataError(f"{path}: not a LIP parse (values {np.unique(lip).tolist()[:8]})")
             label = LIP_TO_ACGPN[lip]
         else:
-            label = data.check_label(np.asarray(data.open_image(path, "L")), path)
+            label = samples.check_label(np.asarray(samples.open_image(path, "L")), path)
         return _png(label)
 
 
@@ -177,7 +177,7 @@ def _jpeg(array: np.ndarray) -> bytes:
 def _image_bytes(path: str, mode: str) -> bytes:
     """The file's own bytes when it already decodes to ``mode`` at the right size (no
     re-encoding loss); otherwise a lossless PNG of its ``mode`` conversion (e.g. RGB edge files)."""
-    img = data.open_image(path, mode)
+    img = samples.open_image(path, mode)
     with open(path, "rb") as f:
         raw = f.read()
     with Image.open(io.BytesIO(raw)) as original:
@@ -209,7 +209,7 @@ def _read_pair_map(root, split, same):
     path = os.path.join(root, name)
     if not os.path.isfile(path):
         return {}
-    return {p.person: p.cloth for p in data.read_pairs(path)}
+    return {p.person: p.cloth for p in samples.read_pairs(path)}
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tryon_jax import convert, recipe
+from tryon_jax.weights import convert, recipe
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import pytest
 
 from tests.golden import golden
 from tests.golden.test_acgpn_stages import FOLDER, LOADER, _cases
-from tryon_jax import pipeline
+from tryon_jax.acgpn import inference
 
 
 @pytest.mark.parametrize("case", _cases())
@@ -16,9 +16,9 @@ def test_end_to_end_injected(case):
     tol = golden.load_json(FOLDER / "tolerances.json")["inference"]["per_array"]
     variables = golden.acgpn_golden_variables(FOLDER, ("U", "G1", "G2", "G"))
     batch = {k: golden.nhwc(inputs[f"{case}/{k}"]) for k in LOADER}
-    noise = {k: golden.nhwc(inputs[f"{case}/{k}"]) for k in pipeline.NOISE_NAMES}
+    noise = {k: golden.nhwc(inputs[f"{case}/{k}"]) for k in inference.NOISE_NAMES}
     inject = {k: golden.nhwc(outputs[f"{case}/{k}"]) for k in ("armlabel_map_argmax", "fake_cl_dis_thresh")}
-    out = pipeline.tryon(variables, batch, noise, inject)
+    out = inference.tryon(variables, batch, noise, inject)
     cmp = golden.Comparisons()
     for key, want in outputs.items():
         c, name = key.split("/", 1)

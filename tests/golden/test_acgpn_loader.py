@@ -2,7 +2,7 @@
 import pytest
 
 from tests.golden import golden
-from tryon_jax import data
+from tryon_jax.data import samples
 
 FOLDER = golden.golden_dir("TRYON_ACGPN_GOLDEN", "acgpn")
 
@@ -15,7 +15,7 @@ def test_loader_matches_golden_tensors():
         case = case_dir.name
         person = next((case_dir / "test_img").iterdir()).stem
         cloth = next((case_dir / "test_color").iterdir()).stem
-        ex = data.load_example(str(case_dir), data.Pair(person + ".jpg", cloth + ".jpg"))
+        ex = samples.load_example(str(case_dir), samples.Pair(person + ".jpg", cloth + ".jpg"))
         for key, value in ex.items():
             if f"{case}/{key}" in inputs:
                 cmp.close(f"{case}/{key}", value[None], golden.nhwc(inputs[f"{case}/{key}"]), 0)
@@ -28,7 +28,7 @@ def test_device_loader_from_decoded_arrays():
     """loader_ops.prepare on the golden raw_* arrays gives the loader tensors bit for bit."""
     import jax
 
-    from tryon_jax import loader_ops
+    from tryon_jax.data import loader_ops
     golden.require(FOLDER, "inference_inputs.npz")
     inputs = golden.load_npz(FOLDER / "inference_inputs.npz")
     cases = sorted({k.split("/")[0] for k in inputs if k.endswith("/raw_image")})
@@ -52,7 +52,7 @@ def test_tfds_grain_device_pipeline_matches_golden(tmp_path):
     import tensorflow_datasets as tfds
 
     from tryon_datasets.viton import Viton
-    from tryon_jax import input_pipeline
+    from tryon_jax.data import input_pipeline
     golden.require(FOLDER, "inference_inputs.npz", "sources")
     inputs = golden.load_npz(FOLDER / "inference_inputs.npz")
     cmp = golden.Comparisons()

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from tests.golden import golden
-from tryon_jax import losses
-from tryon_jax.convert import acgpn_module
+from tryon_jax.acgpn import losses
 from tryon_jax.models import layers, tps
 from tryon_jax.models.acgpn import Refine
+from tryon_jax.models.networks import acgpn_module
 
 FOLDER = golden.golden_dir("TRYON_ACGPN_GOLDEN", "acgpn")
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 from tests.golden import golden
-from tryon_jax import pipeline
+from tryon_jax.acgpn import inference
 
 FOLDER = golden.golden_dir("TRYON_ACGPN_GOLDEN", "acgpn")
 LOADER = ("label", "image", "edge", "color", "pose")
@@ -48,7 +48,7 @@ class Stage:
 
     def encoded(self):
         batch = {k: self.get(k) for k in LOADER}
-        return batch, pipeline.encode_inputs(batch)
+        return batch, inference.encode_inputs(batch)
 
 
 @functools.partial(jax.jit, static_argnames=("fn",))
@@ -70,9 +70,9 @@ def test_encode_inputs(golden_data, case):
 def test_generators(golden_data, case):
     s = Stage(golden_data, case)
     v = s.variables
-    g1 = _run(lambda p, i: pipeline._apply("G1", p, i), v["G1"], s.get("G1_in"))
-    g2 = _run(lambda p, i: pipeline._apply("G2", p, i), v["G2"], s.get("G2_in"))
-    g = _run(pipeline.image_stage, v["G"], s.get("G_in"))
+    g1 = _run(lambda p, i: inference._apply("G1", p, i), v["G1"], s.get("G1_in"))
+    g2 = _run(lambda p, i: inference._apply("G2", p, i), v["G2"], s.get("G2_in"))
+    g = _run(inference.image_stage, v["G"], s.get("G_in"))
     s.compare({"arm_label_logits": g1, "fake_cl_logits": g2, **g})
     s.cmp.check(4)
 
@@ -81,9 +81,9 @@ def test_generators(golden_data, case):
 def test_discrete_stages(golden_data, case):
     s = Stage(golden_data, case)
     batch, x = s.encoded()
-    layout = pipeline.layout_decision(s.get("arm_label"), batch["label"], x["mask_clothes"])
-    mask = pipeline.mask_decision(s.get("fake_cl"), x["mask_clothes"])
-    edits = pipeline.edit_labels(x, s.get("armlabel_map_argmax"), s.get("fake_cl_dis_thresh"))
+    layout = inference.layout_decision(s.get("arm_label"), batch["label"], x["mask_clothes"])
+    mask = inference.mask_decision(s.get("fake_cl"), x["mask_clothes"])
+    edits = inference.edit_labels(x, s.get("armlabel_map_argmax"), s.get("fake_cl_dis_thresh"))
     s.compare({**layout, **{k: v for k, v in mask.items() if k != "BCE_G2_x10"}, **edits})
     s.compare({"CE_loss": s.get("CE_loss_G1") + mask["BCE_G2_x10"]})
     s.cmp.check(20)
@@ -110,7 +110,7 @@ def test_warp_stages(golden_data, case):
     body_params = {k: p for k, p in u["params"].items() if k != "stn"}
     raw, state = _run(lambda p, i: Refine(4).apply({"params": p}, i, mutable=["intermediates"]), body_params,
                       jnp.concatenate([s.get("fake_cl_dis"), s.get("warped")], -1))
-    comp = pipeline.compose(s.get("fake_c_unet_raw"), s.get("fake_cl_dis"), s.get("warped"))
+    comp = inference.compose(s.get("fake_c_unet_raw"), s.get("fake_cl_dis"), s.get("warped"))
     s.compare({**loc, "tps_grid": grid, **warps, "fake_c_unet_raw": raw,
                "U_conv5": state["intermediates"]["conv5"][0], **comp})
     s.cmp.check(20)
@@ -121,5 +121,5 @@ def test_generator_inputs(golden_data, case):
     s = Stage(golden_data, case)
     batch, x = s.encoded()
     edits = {k: s.get(k) for k in ("bigger_arm1_occ", "bigger_arm2_occ", "fake_cl_dis", "dis_label")}
-    s.compare(pipeline.generator_inputs(x, edits, s.get("fake_c"), batch["image"], s.get("noise_G")))
+    s.compare(inference.generator_inputs(x, edits, s.get("fake_c"), batch["image"], s.get("noise_G")))
     s.cmp.check(4)

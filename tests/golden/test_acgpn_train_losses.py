@@ -3,7 +3,7 @@ import jax
 import pytest
 
 from tests.golden import golden
-from tryon_jax import acgpn_train, pipeline
+from tryon_jax.acgpn import inference, objective
 
 FOLDER = golden.golden_dir("TRYON_ACGPN_GOLDEN", "acgpn")
 NETS = ("U", "G1", "G2", "G", "D1", "D2", "D3", "D", "VGG19")
@@ -37,8 +37,8 @@ def test_train_losses(config):
     want = info["configs"][config]["losses"]
     variables = golden.acgpn_golden_variables(FOLDER, NETS)
     batch = {k: golden.nhwc(inputs[f"{config}/{k}"]) for k in ("label", "image", "edge", "color", "pose", "mask")}
-    noise = {k: golden.nhwc(inputs[f"{config}/{k}"]) for k in pipeline.NOISE_NAMES}
-    out = jax.jit(acgpn_train.forward)(variables, batch, noise)
+    noise = {k: golden.nhwc(inputs[f"{config}/{k}"]) for k in inference.NOISE_NAMES}
+    out = jax.jit(objective.forward)(variables, batch, noise)
     cmp = golden.Comparisons()
     for key, value in want.items():
         got = out["totals"] if key == "totals" else out.get(key)

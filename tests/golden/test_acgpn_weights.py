@@ -2,7 +2,7 @@
 import numpy as np
 
 from tests.golden import golden
-from tryon_jax import convert, recipe
+from tryon_jax.weights import convert, recipe
 
 FOLDER = golden.golden_dir("TRYON_ACGPN_GOLDEN", "acgpn")
 

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from evaluation import fid as fidlib
-from evaluation import inception
 from tests.golden import golden
-from tryon_jax import convert, recipe
+from tryon_jax.metrics import fid as fidlib
+from tryon_jax.metrics import inception
+from tryon_jax.weights import convert, recipe
 
 FOLDER = golden.golden_dir("TRYON_METRICS_GOLDEN", "metrics")
 

@@ -2,8 +2,8 @@
 import jax
 import numpy as np
 
-from evaluation import ssim as metrics
 from tests.golden import golden
+from tryon_jax.metrics import ssim as metrics
 
 FOLDER = golden.golden_dir("TRYON_METRICS_GOLDEN", "metrics")
 

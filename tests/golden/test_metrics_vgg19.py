@@ -3,8 +3,9 @@ import jax
 import numpy as np
 
 from tests.golden import golden
-from tryon_jax import convert, losses, recipe
+from tryon_jax.acgpn import losses
 from tryon_jax.models.vgg import VGG19
+from tryon_jax.weights import convert, recipe
 
 FOLDER = golden.golden_dir("TRYON_METRICS_GOLDEN", "metrics")
 SLICES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from tests.golden import golden
-from tryon_jax import convert, losses, recipe
+from tryon_jax.acgpn import losses
 from tryon_jax.models import layers
 from tryon_jax.models.discriminator import MultiscaleDiscriminator, NLayerDiscriminator
 from tryon_jax.models.pix2pixhd import Encoder, GlobalGenerator, LocalEnhancer, instance_edges
+from tryon_jax.weights import convert, recipe
 
 FOLDER = golden.golden_dir("TRYON_PIX2PIXHD_GOLDEN", "pix2pixhd")
 

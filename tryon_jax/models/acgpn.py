@@ -1,7 +1,7 @@
 """ACGPN's generators: the Refine U-Net (G1, G2, G) and UnetMask (U-Net + bounded STN).
 
 Parameter names follow the torch state_dict (conv1.0 -> conv1_0, up6.1 -> up6_1, ...), see
-tryon_jax.convert.
+tryon_jax.weights.convert.
 """
 import flax.linen as nn
 import jax.numpy as jnp

@@ -159,7 +159,7 @@ def log_probs(model: Parser, params, image, flip: bool = False, scales=(1.0,)):
 def predict(model: Parser, params, image, flip: bool = False, label_bias=None, scales=(1.0,)):
     """(label ids (B, H, W), heatmaps) of images in [-1, 1], with ``flip`` and ``scales`` as in
     log_probs. ``label_bias``: (NUM_LABELS,) offsets added to the log-probabilities before the
-    argmax (fitted on training persons by tryon_jax.parser_calibrate)."""
+    argmax (fitted on training persons by tryon_jax.person.training.parser_calibrate)."""
     log_p, heatmaps = log_probs(model, params, image, flip, scales)
     if label_bias is not None:
         log_p = log_p + jnp.asarray(label_bias, log_p.dtype)

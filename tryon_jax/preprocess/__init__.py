@@ -1,1 +1,2 @@
-"""Preprocessing of user photos: loading (`photo`) and pose estimation (`pose`)."""
+"""The people's-photos contract's import path (DESIGN.md): tryon_jax.preprocess.person. The
+code lives in tryon_jax.person."""

@@ -1,0 +1,121 @@
+"""The garment catalogue the service offers: Musinsa tops and bottoms, from the crawler's
+output folder (items.jsonl + images/, framed and masked by crawler.cloth_mask exactly as the
+musinsa TFDS builder does) or from a TFDS data_dir holding the built musinsa dataset.
+"""
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from tryon_jax.core.files import png_bytes
+
+CATEGORIES = ("top", "bottom")
+
+
+class CatalogueError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Garment:
+    id: str
+    name: str
+    brand: str
+    category: str  # top | bottom
+    price: int
+    cloth: np.ndarray = dataclasses.field(repr=False)  # (256, 192, 3) uint8, framed like VITON
+    mask: np.ndarray = dataclasses.field(repr=False)  # (256, 192, 1) uint8 0/255 (ACGPN's edge)
+
+    def public(self) -> dict:
+        return {"id": self.id, "name": self.name, "brand": self.brand, "category": self.category,
+                "price": self.price}
+
+
+class Catalogue:
+    def __init__(self, garments: list[Garment], source: str = "", skipped: list[str] | None = None):
+        if not garments:
+            raise CatalogueError(f"{source or 'catalogue'}: no tops or bottoms")
+        self.garments = {g.id: g for g in garments}
+        self.source = source
+        self.skipped = skipped or []
+        self._png = {}
+
+    @classmethod
+    def load(cls, path: str) -> "Catalogue":
+        """A crawl output folder (items.jsonl) or a TFDS data_dir with the musinsa dataset."""
+        if os.path.isfile(os.path.join(path, "items.jsonl")):
+            return cls.from_crawl(path)
+        if os.path.isdir(os.path.join(path, "musinsa")):
+            return cls.from_tfds(path)
+        raise CatalogueError(f"{path}: neither a crawl output folder (items.jsonl, from python -m crawler --out) "
+                             "nor a TFDS data_dir with the musinsa dataset")
+
+    @classmethod
+    def from_crawl(cls, root: str) -> "Catalogue":
+        from crawler.cloth_mask import item_cloth
+        garments, skipped = [], []
+        with open(os.path.join(root, "items.jsonl"), encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    skipped.append(f"items.jsonl line {n}: not JSON (a torn line?)")
+                    continue
+                if item.get("category") not in CATEGORIES:
+                    continue
+                try:
+                    cloth, mask = item_cloth(root, item)
+                except (OSError, ValueError, KeyError, IndexError) as e:
+                    skipped.append(f"{item.get('goodsNo')}: {e}")
+                    continue
+                garments.append(Garment(str(item["goodsNo"]), item.get("name") or "", item.get("brand") or "",
+                                        item["category"], int(item.get("price") or 0), cloth, mask[..., None]))
+        return cls(garments, root, skipped)
+
+    @classmethod
+    def from_tfds(cls, data_dir: str) -> "Catalogue":
+        import io
+
+        import tensorflow_datasets as tfds
+        from PIL import Image
+
+        from tryon_datasets.musinsa.musinsa import CATEGORIES as NAMES  # the builder's ClassLabel names
+        decoders = {"cloth": tfds.decode.SkipDecoding(), "cloth_mask": tfds.decode.SkipDecoding()}
+        source = tfds.data_source("musinsa", split="train", data_dir=data_dir, decoders=decoders)
+        garments = []
+        for i in range(len(source)):
+            ex = source[i]
+            category = NAMES[int(ex["category"])]
+            if category not in CATEGORIES:
+                continue
+            text = lambda k: ex[k].decode() if isinstance(ex[k], bytes) else str(ex[k])  # noqa: E731
+            decode = lambda k, mode: np.asarray(Image.open(io.BytesIO(ex[k])).convert(mode))  # noqa: E731
+            garments.append(Garment(str(int(ex["goods_no"])), text("name"), text("brand"), category,
+                                    int(ex["price"]), decode("cloth", "RGB"), decode("cloth_mask", "L")[..., None]))
+        return cls(garments, data_dir)
+
+    def list(self, category: str | None = None) -> list[Garment]:
+        if category and category not in CATEGORIES:
+            raise CatalogueError(f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}")
+        return [g for g in self.garments.values() if not category or g.category == category]
+
+    def get(self, garment_id: str) -> Garment:
+        try:
+            return self.garments[str(garment_id)]
+        except KeyError:
+            raise KeyError(f"no garment {garment_id!r} in the catalogue") from None
+
+    def png(self, garment_id: str) -> bytes:
+        if garment_id not in self._png:
+            self._png[garment_id] = png_bytes(self.get(garment_id).cloth)
+        return self._png[garment_id]
+
+
+def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0) -> dict:
+    """{"musinsa_<goodsNo>.png": {"color", "edge"}} of the Musinsa TFDS dataset's garments of
+    ``category`` (decoded uint8, 256x192, VITON framing)."""
+    garments = Catalogue.from_tfds(data_dir).list(category)[:limit or None]
+    if not garments:
+        raise ValueError(f"{data_dir}: the musinsa dataset has no {category!r} garments")
+    return {f"musinsa_{g.id}.png": {"color": g.cloth, "edge": g.mask} for g in garments}
