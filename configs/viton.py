@@ -42,6 +42,7 @@ def get_config():
     config.train.inpainting_holes = True  # random rectangles for the loader's arm-inpainting mask
     config.train.corrected_losses = False  # True: CE/BCE on logits (no double sigmoid)
     config.train.vgg19_weights = ""  # torchvision vgg19 .pth; empty: perceptual losses off (warned)
+    config.train.dtype = "float32"  # compute dtype: float32 (as the parameters) or bfloat16 (mixed precision)
     config.train.param_dtype = "float32"  # float64 (with JAX_ENABLE_X64=1) for equivalence checks
     config.train.shard_params = False  # shard parameters and Adam moments over 'data' (large models)
     config.train.checkpoint_every = 2000

@@ -20,13 +20,13 @@ def feature_weight(spec: ModelSpec) -> float:
     return (1.0 / spec.num_d) * (4.0 / (spec.n_layers_d + 1)) * 5.0
 
 
-def _gan_terms(name, d_variables, condition, fake, real, feature_matching: bool, spec: ModelSpec) -> dict:
+def _gan_terms(name, d_variables, condition, fake, real, feature_matching: bool, spec: ModelSpec, dtype=None) -> dict:
     """LSGAN terms of one discriminator; pool_size 0, so the 'fake pool' prediction is the fake one.
 
     The generator's prediction sees the discriminator through stop_gradient: the values are the
     original's, and one backward pass of loss_G + loss_D gives each optimizer its own gradient
     (G from loss_G only, D from loss_D only), as the original's two backward calls do."""
-    disc = acgpn_module(name, spec=spec).apply
+    disc = acgpn_module(name, dtype, spec).apply
     pred_fake_pool = disc(d_variables, jnp.concatenate([condition, jax.lax.stop_gradient(fake)], -1))
     pred_real = disc(d_variables, jnp.concatenate([condition, real], -1))
     pred_fake = disc(jax.lax.stop_gradient(d_variables), jnp.concatenate([condition, fake], -1))
@@ -44,14 +44,15 @@ def _gan_terms(name, d_variables, condition, fake, real, feature_matching: bool,
 
 
 def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = True, dropout_key=None,
-            spec: ModelSpec = DEFAULT_SPEC, corrected: bool = False) -> dict:
+            spec: ModelSpec = DEFAULT_SPEC, corrected: bool = False, dtype=None) -> dict:
     """One ACGPN_train forward. ``variables``: G1, G2, U, G, D1, D2, D3, D and VGG19 (optional:
     without it the perceptual terms are 0). ``batch``: the train loader's tensors (NHWC):
     label (washed: 7 -> 4), image, edge, color, pose, mask (inpainting mask). ``noise``: the
     three binary maps. ``corrected``: the cross-entropy and BCE take G1's and G2's logits
-    instead of their sigmoids (the original applies sigmoid twice, quirk 4). Returns
-    intermediates and every loss term."""
-    module = lambda name: acgpn_module(name, spec=spec)  # noqa: E731
+    instead of their sigmoids (the original applies sigmoid twice, quirk 4). ``dtype``: the
+    networks' compute dtype (e.g. bfloat16; None computes in the parameters' dtype); norms,
+    outputs and every loss stay in float32 or wider. Returns intermediates and every loss term."""
+    module = lambda name: acgpn_module(name, dtype, spec)  # noqa: E731
     label, image, pose, hole = batch["label"], batch["image"], batch["pose"], batch["mask"]
     x = inference.encode_inputs(batch)
     cm, masked_label = x["mask_clothes"], x["masked_label"]
@@ -103,7 +104,7 @@ def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = Tru
                                             ("D2", g2_in, fake_cl, cm, False),
                                             ("D", g_in, fake_image_replace, image, True),
                                             ("D3", d3_condition, fake_c, real_clothes, True)):
-        out.update(_gan_terms(name, variables[name], jax.lax.stop_gradient(condition), fake, real, fm, spec))
+        out.update(_gan_terms(name, variables[name], jax.lax.stop_gradient(condition), fake, real, fm, spec, dtype))
 
     vgg = variables.get("VGG19")
     if vgg is not None:

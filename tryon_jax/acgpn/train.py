@@ -76,6 +76,7 @@ def _check(config):
         if config.train[name] < 1:
             raise ValueError(f"train.{name} must be >= 1, got {config.train[name]}")
     train_step.check_param_dtype(config.train.param_dtype)
+    train_step.compute_dtype(config.train.dtype)
 
 
 def setup(config, workdir: str) -> tuple[Run, TrainState]:

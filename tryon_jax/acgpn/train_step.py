@@ -157,7 +157,8 @@ def make_train_step(config, spec: ModelSpec, steps_per_epoch: int, global_batch:
             variables = {n: {"params": params[n], **state.buffers.get(n, {})} for n in NETWORKS}
             variables.update(constants)
             out = objective.forward(variables, batch, noise, deterministic=not tc.dropout,
-                                      dropout_key=dropout_key, spec=spec, corrected=tc.corrected_losses)
+                                      dropout_key=dropout_key, spec=spec, corrected=tc.corrected_losses,
+                                      dtype=compute_dtype(tc.dtype))
             return out["loss_G"] + out["loss_D"], out
 
         grads, out = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -180,6 +181,14 @@ def make_train_step(config, spec: ModelSpec, steps_per_epoch: int, global_batch:
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics, pictures
 
     return step_fn
+
+
+def compute_dtype(name: str):
+    """``train.dtype``: 'float32' computes in the parameters' dtype; 'bfloat16' runs the
+    networks in bfloat16 (parameters, Adam's moments, norms and losses stay float32)."""
+    if name not in ("float32", "bfloat16"):
+        raise ValueError(f"train.dtype must be float32 or bfloat16, got {name!r}")
+    return None if name == "float32" else jnp.bfloat16
 
 
 def check_param_dtype(name: str) -> None:
