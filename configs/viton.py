@@ -56,6 +56,8 @@ def get_config():
 
     config.eval_every = 5000  # steps; 0: off. Paired SSIM/L1 on eval.paired_pairs during training
     config.eval = ml_collections.ConfigDict()
+    config.eval.tfds_data_dir = ""  # set: the pairs of the VITON TFDS dataset (tfds_name, split) instead
+    config.eval.tfds_name = "viton/cpvton"
     config.eval.data_dir = "data/viton_acgpn_sample"
     config.eval.split = "test"
     config.eval.paired_pairs = "data/viton_acgpn_sample/test_pairs_same.txt"  # person wears the cloth: SSIM
@@ -65,10 +67,10 @@ def get_config():
     config.eval.seed = 0
     config.eval.is_splits = 1  # sbarratt uses 10 on 50k images; 1 suits a 2032-pair test set
     config.eval.inception_resize = True
-    config.eval.inception_weights = ""  # .pth with the torchvision inception_v3 state_dict (required)
+    config.eval.inception_weights = ""  # .pth with the torchvision inception_v3 state_dict (IS, FID)
 
-    # job=tryon: batched try-on of a pair list; weights: the latest checkpoint of --workdir,
-    # or exactly one of acgpn_checkpoints / params / recipe_weights.
+    # job=tryon: batched try-on of a pair list; weights: at most one of model / acgpn_checkpoints /
+    # params / recipe_weights, else the latest checkpoint of --workdir, else the shipped model.
     config.tryon = ml_collections.ConfigDict()
     config.tryon.data_dir = "data/viton_acgpn_sample"  # ACGPN layout (test_img, test_label, ...)
     config.tryon.split = "test"
@@ -77,4 +79,5 @@ def get_config():
     config.tryon.acgpn_checkpoints = ""  # folder with latest_net_{U,G1,G2,G}.pth (released ACGPN)
     config.tryon.params = ""  # params.npz from python -m tryon_jax.export
     config.tryon.recipe_weights = False  # random deterministic weights (demo only)
+    config.tryon.model = ""  # a model folder (model.json + float16 weights; acgpn.train_packed writes one)
     return config

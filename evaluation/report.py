@@ -1,5 +1,6 @@
 """The evaluation report: a Markdown table and a PNG plot of each metric over steps (PIL only)."""
 import os
+import textwrap
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -29,7 +30,15 @@ def markdown(results: list[dict]) -> str:
         last = results[-1]
         lines += ["", "Pairs per split (paired / unpaired): " + ", ".join(
             f"{s} {last['count_paired'].get(s) or 0} / {last['count_unpaired'].get(s) or 0}" for s in SPLITS)]
+        notes = sorted({r["unpaired_note"] for r in results if r.get("unpaired_note")})
+        lines += [f"IS and FID: {note}." for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def read(out_dir: str) -> str:
+    """The report.md written in ``out_dir``."""
+    with open(os.path.join(out_dir, "report.md")) as f:
+        return f.read()
 
 
 def plot(results: list[dict], width: int = 360, height: int = 240) -> np.ndarray:
@@ -44,6 +53,10 @@ def plot(results: list[dict], width: int = 360, height: int = 240) -> np.ndarray
         d.text((left, 4), metric.upper(), fill=(0, 0, 0))
         steps = [r["step"] for r in results]
         values = [v for r in results for v in r[metric].values() if v is not None]
+        note = next((r["unpaired_note"] for r in results if r.get("unpaired_note")), None)
+        if not values and note and metric in ("is", "fid"):
+            for k, line in enumerate(textwrap.wrap(note, 40)):
+                d.text((left + 8, top + 12 + 12 * k), line, fill=(120, 120, 120))
         if values and steps:
             lo, hi = min(values), max(values)
             hi = hi if hi > lo else lo + 1e-6

@@ -72,3 +72,39 @@ def test_report_plot_handles_missing_values():
                 "count_paired": {"all": 1}, "count_unpaired": {"all": 1}} for s in (1, 2)]
     assert report.plot(results).shape == (480, 720, 3)
     assert "| 2 | 0.5020 |" in report.markdown(results)
+
+
+def test_model_folder_on_tfds_pairs_without_inception_weights(tmp_path, capsys):
+    """No Inception weights: SSIM and MS-SSIM are computed (overall and per difficulty), IS and
+    FID are reported as not computed with the reason; the pairs are every test person of the
+    TFDS dataset; the console shows the table, not orbax's chatter."""
+    from absl import flags
+
+    from evaluation.__main__ import main as cli
+    from tryon_jax.acgpn import train_step
+    from tryon_jax.data import input_pipeline
+    from tryon_jax.models.spec import ModelSpec
+    from tryon_jax.weights import shipped
+    spec = ModelSpec(height=64, width=48, ngf=4, ndf=4)
+    variables = train_step.init_variables(0, spec)
+    shipped.write_model(str(tmp_path / "model"), {n: variables[n] for n in train_step.GENERATORS}, spec,
+                        {"training": {"steps": 7}})
+    input_pipeline.ensure_dataset("viton/acgpn", str(tmp_path / "tfds"), str(SAMPLE))
+    config = viton.get_config()
+    config.eval.update(tfds_data_dir=str(tmp_path / "tfds"), tfds_name="viton/acgpn", batch_size=8)
+    written = evaluate.run(config, str(tmp_path / "work"), model=str(tmp_path / "model"))
+    result = json.loads(open(written[0]).read())
+    assert written[0].endswith("7.json") and result["model"] == str(tmp_path / "model")
+    assert result["count_paired"]["all"] == 16 and 0 < result["ssim"]["all"] < 1 and 0 < result["ms_ssim"]["all"] < 1
+    assert all(result["ssim"][s] is not None for s in ("easy", "medium", "hard"))
+    assert result["is"]["all"] is None and result["fid"]["all"] is None and "inception_weights" in result["unpaired_note"]
+    assert result["protocol"]["scored_at"] == [256, 192] and result["protocol"]["model_resolution"] == [64, 48]
+    text = (tmp_path / "work" / "eval" / "report.md").read_text()
+    assert "IS and FID: not computed: no eval.inception_weights" in text
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["evaluation", "--config=configs/viton.py", f"--workdir={tmp_path / 'work'}",
+                 f"--model={tmp_path / 'model'}"])
+    assert cli([]) == 0  # already evaluated: prints the table
+    out = capsys.readouterr()
+    assert "| 7 |" in out.out and "IS and FID: not computed" in out.out
+    flags.FLAGS.unparse_flags()

@@ -329,10 +329,10 @@ def test_fine_tuning_starts_from_the_released_checkpoints(tmp_path):
 
 def test_vgg19_weights_are_named_or_the_perceptual_loss_is_off(tmp_path):
     config = _config(vgg19_weights="")
-    assert train._vgg(config) == {}
+    assert train.vgg_constants(config) == {}
     config.train.vgg19_weights = str(tmp_path / "missing.pth")
     with pytest.raises(FileNotFoundError, match="torchvision vgg19"):
-        train._vgg(config)
+        train.vgg_constants(config)
 
 
 def test_hd_image_generator_step_traces():

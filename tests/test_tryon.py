@@ -75,9 +75,14 @@ def test_cli_reports_bad_input(sample_copy, two_pairs, capsys):
     assert "019522_1.jpg: cannot decode image" in capsys.readouterr().err
 
 
-def test_cli_requires_one_weights_source(two_pairs, tmp_path, capsys):
+def test_cli_takes_at_most_one_weights_source(two_pairs, tmp_path, capsys, monkeypatch):
+    from tryon_jax.weights import shipped
+    assert tryon.main(["--recipe-weights", "--params", "p.npz", "--data", str(SAMPLE), "--pairs", str(two_pairs),
+                       "--out", str(tmp_path)]) == 2
+    assert "one weights source at most" in capsys.readouterr().err
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "no_model")
     assert tryon.main(["--data", str(SAMPLE), "--pairs", str(two_pairs), "--out", str(tmp_path)]) == 2
-    assert "exactly one weights source" in capsys.readouterr().err
+    assert "no trained model is shipped with this checkout" in capsys.readouterr().err
     assert tryon.main(["--acgpn-checkpoints", str(tmp_path / "nowhere"), "--data", str(SAMPLE),
                        "--pairs", str(two_pairs), "--out", str(tmp_path)]) == 2
     assert "latest_net_U.pth" in capsys.readouterr().err
@@ -109,9 +114,13 @@ def test_export_reload_matches_direct_call(recipe_variables, tmp_path):
                 np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
 
 
-def test_export_cli_requires_weights(tmp_path, capsys):
+def test_export_cli_explains_missing_weights(tmp_path, capsys, monkeypatch):
+    from tryon_jax.weights import shipped
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "no_model")
     assert export.main(["--out", str(tmp_path)]) == 2
-    assert "exactly one weights source" in capsys.readouterr().err
+    assert "no trained model is shipped" in capsys.readouterr().err
+    assert export.main(["--model", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "model.json not found: not a model folder" in capsys.readouterr().err
 
 
 def test_noise_is_per_example():
@@ -135,9 +144,11 @@ def test_main_jobs_without_weights_or_data_explain(tmp_path):
     import sys
     cmd = [sys.executable, str(REPO / "main.py"), "--config", str(REPO / "configs" / "viton.py"),
            "--workdir", str(tmp_path / "run")]
-    proc = subprocess.run(cmd + ["--config.job=tryon"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd + ["--config.job=tryon", f"--config.tryon.model={tmp_path}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert "latest_net_{U,G1,G2,G}.pth" in proc.stderr and "Traceback" not in proc.stderr
+    assert "not a model folder" in proc.stderr and "--acgpn-checkpoints" in proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)  # train, no VITON folder
     assert proc.returncode == 2 and "config.data.manual_dir" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run(cmd + ["--config.model.height=100"], cwd=REPO, capture_output=True, text=True, timeout=300)

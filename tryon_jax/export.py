@@ -12,6 +12,7 @@ gives a callable.
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -26,7 +27,7 @@ from tryon_jax.data import loader_ops
 from tryon_jax.data.samples import HEIGHT, NUM_KEYPOINTS, WIDTH
 from tryon_jax.models.spec import ModelSpec
 from tryon_jax.serving.exported import EXPORT_FILE, IMAGE_CHANNELS, META_FILE, OUTPUTS, load, load_exported  # noqa: F401
-from tryon_jax.weights import sources
+from tryon_jax.weights import shipped, sources
 
 
 def serving_fn(variables, raw, key_data, spec: ModelSpec = ModelSpec()):
@@ -67,6 +68,19 @@ def write(variables: dict, out_dir: str, platforms=("cpu",), source: str = "", s
     with files.atomic_write(os.path.join(out_dir, META_FILE), "w") as f:
         json.dump(meta, f, indent=1)
     return out_dir
+
+
+def model_export(cache_root: str, model: str | None = None) -> str:
+    """The export of the shipped model (or of the model folder ``model``) for this machine's
+    platform, written once into CACHE_ROOT/<the model's id>/; returns that folder."""
+    meta_path = os.path.join(model or str(shipped.SHIPPED), shipped.MODEL_FILE)
+    variables, spec, _ = shipped.load_model(model)
+    with open(meta_path, "rb") as f:
+        model_id = hashlib.sha256(f.read()).hexdigest()[:16]  # model.json holds every weight file's sha256
+    out = os.path.join(cache_root, f"{model_id}-{jax.default_backend()}")
+    if not os.path.isfile(os.path.join(out, META_FILE)):
+        write(variables, out, (jax.default_backend(),), model or "the shipped model", spec)
+    return out
 
 
 def main(argv=None) -> int:

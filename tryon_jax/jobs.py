@@ -25,7 +25,7 @@ def parser_job(config, workdir: str) -> None:
 
 def tryon_job(config, workdir: str) -> list[str]:
     """Batched try-on of config.tryon.pairs; PNGs into WORKDIR/tryon. Weights: the one source
-    named in config.tryon, else the latest checkpoint of WORKDIR."""
+    named in config.tryon, else the latest checkpoint of WORKDIR, else the shipped model."""
     tc = config.tryon
     pairs = samples.read_pairs(tc.pairs or os.path.join(tc.data_dir, f"{tc.split}_pairs.txt"))
     cloths = None
@@ -34,15 +34,11 @@ def tryon_job(config, workdir: str) -> list[str]:
         cloths = musinsa_cloths(tc.musinsa_data_dir, tc.musinsa_category, tc.musinsa_limit)
         persons = list(dict.fromkeys(p.person for p in pairs))[: tc.musinsa_persons or None]
         pairs = [samples.Pair(person, name) for person in persons for name in cloths]
-    named = bool(tc.acgpn_checkpoints or tc.params or tc.recipe_weights)
-    if not named and not checkpoint.steps(workdir):
-        raise FileNotFoundError(
-            f"no weights for try-on: {checkpoint.checkpoint_dir(workdir)} holds no training checkpoint. Train first "
-            "(python main.py --config=... --workdir=DIR) or name weights: --config.tryon.acgpn_checkpoints=DIR "
-            "(the released latest_net_{U,G1,G2,G}.pth), --config.tryon.params=FILE (from python -m tryon_jax.export) "
-            "or --config.tryon.recipe_weights=True (random weights)")
+    named = bool(tc.acgpn_checkpoints or tc.params or tc.recipe_weights or tc.model)
+    from_run = not named and bool(checkpoint.steps(workdir))
     variables, source, spec = sources.load_variables(tc.acgpn_checkpoints or None, tc.params or None,
-                                                      tc.recipe_weights, None if named else workdir)
+                                                      tc.recipe_weights, workdir if from_run else None,
+                                                      tc.model or None)
     logging.info("weights: %s; %d pairs", source, len(pairs))
     out = os.path.join(workdir, "tryon")
     written = tryon.run(variables, tc.data_dir, pairs, out, tc.batch_size, config.seed, tc.split, spec=spec,

@@ -1,11 +1,13 @@
 """The try-on service: the exported model, the Musinsa catalogue and the people's photo store
 behind a JSON API and a web page (aiohttp).
 
-    python -m tryon_jax.serve --export DIR --catalogue DIR --store DIR [--host 127.0.0.1 --port 8080]
+    python -m tryon_jax.serve --catalogue DIR --store DIR [--export DIR] [--host 127.0.0.1 --port 8080]
 
 --export is a folder written by ``python -m tryon_jax.export`` (no model or training code is
-needed to serve it); --catalogue a crawl output folder (python -m crawler --out) or a TFDS
-data_dir with the musinsa dataset; --store the photo store's folder (created if missing).
+needed to serve it); without it the shipped model (or --model DIR) is exported once into
+STORE/exports/ and served from there. --catalogue is a crawl output folder (python -m crawler
+--out) or a TFDS data_dir with the musinsa dataset; --store the photo store's folder (created
+if missing).
 
 API (JSON errors are {"error": text} with the HTTP status):
   GET    /api/session               {"csrf_token", "consent_text", "max_upload_bytes"}
@@ -24,6 +26,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
 import sys
 
 from aiohttp import web
@@ -41,7 +44,9 @@ def _loopback(host: str) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tryon_jax.serve", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--export", required=True, help="folder from python -m tryon_jax.export")
+    ap.add_argument("--export", help="folder from python -m tryon_jax.export (default: the shipped model, exported "
+                    "once into STORE/exports/)")
+    ap.add_argument("--model", help="without --export: this model folder instead of the shipped one")
     ap.add_argument("--catalogue", required=True, help="crawl output folder or TFDS data_dir with musinsa")
     ap.add_argument("--store", required=True, help="the photo store's folder")
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
@@ -61,7 +66,11 @@ def main(argv=None) -> int:
     settings = Settings(args.max_batch, args.max_wait_ms, int(args.max_upload_mb * (1 << 20)), args.rate, args.burst,
                         args.timeout, not args.no_cache)
     try:
-        service = build(args.export, args.catalogue, args.store, settings, args.parser_weights,
+        export_dir = args.export
+        if not export_dir:
+            from tryon_jax.export import model_export  # model code only here, to write the artefact once
+            export_dir = model_export(os.path.join(args.store, "exports"), args.model)
+        service = build(export_dir, args.catalogue, args.store, settings, args.parser_weights,
                         args.retention_days, args.max_photos)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

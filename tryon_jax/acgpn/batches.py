@@ -19,7 +19,7 @@ WASH_FROM, WASH_TO = inference.NOISE, inference.CLOTHES
 def resize(batch: dict, height: int, width: int) -> dict:
     """The loader tensors at another resolution: integer-factor box filter down (nearest for
     the label), bilinear up (nearest for the label)."""
-    h, w = batch["label"].shape[1:3]
+    h, w = next(iter(batch.values())).shape[1:3]
     if (h, w) == (height, width):
         return batch
     out = {}

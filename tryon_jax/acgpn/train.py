@@ -39,7 +39,7 @@ class Run:
     num_steps: int
 
 
-def _vgg(config) -> dict:
+def vgg_constants(config) -> dict:
     path = config.train.vgg19_weights
     if not path:
         logging.warning("config.train.vgg19_weights is empty: the VGG19 perceptual losses are OFF. Pass the "
@@ -88,7 +88,7 @@ def setup(config, workdir: str) -> tuple[Run, TrainState]:
     state = train_step.initial_state(config, spec)
     shardings = state_shardings(mesh, state, config.train.shard_params)
     state = jax.device_put(state, shardings)
-    constants = jax.device_put(_vgg(config), NamedSharding(mesh, P()))
+    constants = jax.device_put(vgg_constants(config), NamedSharding(mesh, P()))
     fn = train_step.make_train_step(config, spec, steps_per_epoch, config.batch_size)
     batch_sh = NamedSharding(mesh, P("data"))
     repl = NamedSharding(mesh, P())
@@ -110,7 +110,7 @@ def _from_items(state: TrainState, generators: dict, rest: dict) -> TrainState:
                          opt_state=rest["opt_state"])
 
 
-def _preview_grid(pictures: dict) -> np.ndarray:
+def preview_grid(pictures: dict) -> np.ndarray:
     """person | cloth | warped cloth | U-Net cloth (fake_c) | result, one row per example, enlarged
     (nearest) to at least 256 pixels high so small demo models can be looked at."""
     pictures = jax.device_get(pictures)
@@ -159,7 +159,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                             step_s=f"{rate:.2f}")
             t0, n0 = time.perf_counter(), done
         if done % tc.picture_every == 0 or done == run.num_steps:
-            path = log.picture(done, "train", _preview_grid(pictures))
+            path = log.picture(done, "train", preview_grid(pictures))
             if path:
                 bar.write(f"step {done}: {path} (person | cloth | warped | U-Net cloth | result)")
         if evaluator and (done % config.eval_every == 0 or done == run.num_steps):
