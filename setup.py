@@ -34,7 +34,8 @@ setup(
     # datasets/ is installed as tryon_datasets so that it never shadows Hugging Face `datasets`.
     package_dir={"tryon_datasets": "datasets"},
     package_data={"tryon_datasets.viton": ["difficulty/*.txt", "difficulty/*.npz", "dummy_data/**/*"],
-                  "tryon_jax.person": ["blazepose/*", "weights/*"], "tryon_jax.serving": ["web/*"]},
+                  "tryon_jax.person": ["blazepose/*", "weights/*"], "tryon_jax.serving": ["web/*"],
+                  "tryon_jax": ["shipped/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0", "selenium==4.51.0"]},
 )

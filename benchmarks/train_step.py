@@ -2,7 +2,8 @@
 machine's numpy float32 matmul rate measured in the same run, compile time, peak RSS, and the
 time one VITON epoch (14221 pairs) takes at that rate. Prints JSON.
 
-    python benchmarks/train_step.py [--config demo|viton|hd] [--batch-sizes 1,4] [--iters 3]
+    python benchmarks/train_step.py [--config demo|viton|hd|compact|compact_cpu] [--batch-sizes 1,4] [--iters 3]
+        [--dtype float32|bfloat16]
 
 All devices of the machine form the mesh (batch sizes are rounded up to a multiple of them).
 The full step is timed: loader ops, the ACGPN_train forward of 4 generators and 4
@@ -37,7 +38,8 @@ def bench(config, batch_size: int, iters: int) -> dict:
     mesh = make_mesh()
     batch_size = -(-batch_size // mesh.size) * mesh.size
     pairs = samples.read_pairs(os.path.join(SAMPLE, "test_pairs_same.txt"))
-    raw = samples.stack([samples.load_raw(SAMPLE, pairs[i % len(pairs)], "test") for i in range(batch_size)], samples.RAW_KEYS)
+    raw = samples.stack([samples.load_raw(SAMPLE, pairs[i % len(pairs)], "test") for i in range(batch_size)],
+                        samples.RAW_KEYS)
     state = train_step.initial_state(config, spec)
     shardings = state_shardings(mesh, state, config.train.shard_params)
     repl = NamedSharding(mesh, P())
@@ -69,14 +71,16 @@ def bench(config, batch_size: int, iters: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--config", default="demo", choices=["demo", "viton", "hd"])
+    parser.add_argument("--config", default="demo", choices=["demo", "viton", "hd", "compact", "compact_cpu"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="train.dtype")
     parser.add_argument("--batch-sizes", default="1,4")
     parser.add_argument("--iters", type=int, default=3)
     args = parser.parse_args()
     config = importlib.import_module(f"configs.{args.config}").get_config()
+    config.train.dtype = args.dtype
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     print(json.dumps(report("train_step", lambda: [bench(config, b, args.iters) for b in sizes],
-                            config=args.config, model=dict(config.model)), indent=1))
+                            config=args.config, dtype=args.dtype, model=dict(config.model)), indent=1))
 
 if __name__ == "__main__":
     main()

@@ -154,7 +154,8 @@ def run(config, workdir: str, which: str = "all", force: bool = False, model: st
             result["protocol"] = {"pairs": f"{cfg.tfds_name}:{cfg.split} in {cfg.tfds_data_dir}" if cfg.tfds_data_dir
                                   else {"paired": cfg.paired_pairs, "unpaired": cfg.unpaired_pairs},
                                   "seed": cfg.seed, "is_splits": cfg.is_splits,
-                                  "inception_resize": cfg.inception_resize, "model_resolution": [spec.height, spec.width],
+                                  "inception_resize": cfg.inception_resize,
+                                  "model_resolution": [spec.height, spec.width],
                                   "scored_at": list(paired.real.shape[1:3])}
             path = os.path.join(out_dir, f"{step}.json")
             with files.atomic_write(path, "w") as f:

@@ -150,7 +150,7 @@ def test_trained_workdir_tries_on_and_exports(uninterrupted, cache_dir, tmp_path
     assert export.main(["--workdir", str(uninterrupted), "--out", str(tmp_path / "export"), "--platforms=cpu"]) == 0
     meta = json.loads((tmp_path / "export" / export.META_FILE).read_text())
     assert meta["output_size"] == [64, 48] and meta["model_spec"]["ngf"] == 4
-    raw = samples.stack([samples.load_raw(str(REPO / "data" / "viton_acgpn_sample"), samples.read_pairs(str(pairs))[0])],
+    raw = samples.stack([samples.load_raw(str(SAMPLE), samples.read_pairs(str(pairs))[0])],
                      samples.RAW_KEYS)
     out = export.load(str(tmp_path / "export"))(raw, np.zeros((1, 2), np.uint32))
     assert out["fake_image"].shape == (1, 64, 48, 3) and np.isfinite(np.asarray(out["fake_image"])).all()

@@ -172,3 +172,26 @@ def test_pack_cli_and_refusals(pack, tmp_path, capsys):
     assert config.train.lr == 1e-4 and config.model.ngf == 8
     meta = json.loads(open(os.path.join(pack_dir, packed.META_FILE)).read())
     assert meta["dataset"] == "viton/acgpn:test" and meta["examples"] == 16
+
+
+def _paired_sample_ssim(variables, spec) -> float:
+    """Mean SSIM of the 16 sample persons tried on with their own cloth, scored at 256x192."""
+    from tryon_jax.acgpn import quality
+    pairs = samples.read_pairs(str(SAMPLE / "test_pairs_same.txt"))
+    raw = samples.stack([samples.load_raw(str(SAMPLE), p) for p in pairs], samples.RAW_KEYS)
+    fake = quality.generate(variables, raw, 16, 0, spec=spec, desc="paired sample")
+    return quality.paired_metrics(fake, raw["image"], np.array(["unknown"] * len(pairs)), 16)["ssim"]["all"]
+
+
+def test_the_shipped_model_has_learned_to_try_clothes_on():
+    """The model committed in tryon_jax/shipped/ loads (every file checked) and, on the 16 sample
+    persons with their own cloth, reproduces them far better than the same network untrained:
+    measured SSIM 0.731 against 0.400 (initial weights). Rounding differs between CPUs by ~1e-6 in
+    these means; the bound sits midway."""
+    from tryon_jax.acgpn import train_step
+    variables, spec, meta = shipped.load_model()
+    assert meta["dtype"] == "float16" and meta["training"]["data"].startswith("viton")
+    assert 0 < meta["metrics"]["ssim"]["all"] < 1 and meta["metrics"]["count_paired"]["all"] == 2032
+    untrained = {k: v for k, v in train_step.init_variables(0, spec).items() if k in train_step.GENERATORS}
+    trained_ssim, untrained_ssim = _paired_sample_ssim(variables, spec), _paired_sample_ssim(untrained, spec)
+    assert trained_ssim > 0.57 > untrained_ssim, (trained_ssim, untrained_ssim)

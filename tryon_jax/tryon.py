@@ -29,10 +29,10 @@ from tryon_jax.weights import sources
 OUTPUTS = ("fake_image", "warped", "fake_c")
 
 
-@functools.partial(jax.jit, static_argnames="spec")
-def _tryon_images(variables, raw, keys, spec: ModelSpec):
+@functools.partial(jax.jit, static_argnames=("spec", "dtype"))
+def _tryon_images(variables, raw, keys, spec: ModelSpec, dtype=None):
     batch = batches.resize(loader_ops.prepare(raw), spec.height, spec.width)
-    out = inference.tryon_graph(variables, batch, keys, spec=spec)
+    out = inference.tryon_graph(variables, batch, keys, dtype=dtype, spec=spec)
     return {"person": batch["image"], "cloth": batch["color"], **{k: out[k] for k in OUTPUTS}}
 
 
@@ -42,11 +42,12 @@ def pair_name(pair: samples.Pair) -> str:
 
 def run(variables: dict, data_root: str, pairs: list[samples.Pair], out_dir: str, batch_size: int = 8,
         seed: int = 0, split: str = "test", progress: bool = True, spec: ModelSpec = ModelSpec(),
-        cloths: dict | None = None) -> list[str]:
+        cloths: dict | None = None, dtype=None) -> list[str]:
     """Try every pair on; returns the result paths. Pair i's noise comes from fold_in(seed, i),
     so results do not depend on the batch size. The last batch is padded (one compilation).
     Images come out at the model's resolution (``spec``). ``cloths`` maps cloth names of the
-    pairs to {"color", "edge"} arrays that replace the folder's (see samples.load_raw)."""
+    pairs to {"color", "edge"} arrays that replace the folder's (see samples.load_raw).
+    ``dtype``: the networks' compute dtype (jnp.bfloat16, or None: float32)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     base = jax.random.key(seed)
@@ -60,7 +61,7 @@ def run(variables: dict, data_root: str, pairs: list[samples.Pair], out_dir: str
             examples += [examples[-1]] * (batch_size - len(examples))
             raw = samples.stack(examples, samples.RAW_KEYS)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + batch_size))
-            out = jax.device_get(_tryon_images(variables, raw, keys, spec))
+            out = jax.device_get(_tryon_images(variables, raw, keys, spec, dtype))
             for i, pair in enumerate(chunk):
                 name = pair_name(pair)
                 result = files.to_uint8(out["fake_image"][i])
@@ -105,6 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test", help="folder prefix in DATA (test or train)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="compute dtype of the networks (bfloat16: faster on accelerators)")
     parser.add_argument("--musinsa-data-dir", help="TFDS data_dir of the musinsa dataset: try its garments on "
                         "the persons of --pairs instead of the listed cloths")
     parser.add_argument("--musinsa-category", default="top", choices=["top", "bottom"])
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
         variables, source, spec = sources.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
         written = run(variables, root, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec,
-                      cloths=cloths)
+                      cloths=cloths, dtype=None if args.dtype == "float32" else jnp.bfloat16)
     except (samples.DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,7 +31,8 @@ def _gan_terms(name, d_variables, condition, fake, real, feature_matching: bool,
     pred_real = disc(d_variables, jnp.concatenate([condition, real], -1))
     pred_fake = disc(jax.lax.stop_gradient(d_variables), jnp.concatenate([condition, fake], -1))
     per_scale = lambda preds, target: [jnp.mean(jnp.square(s[-1] - target)) for s in preds]  # noqa: E731
-    out = {f"{name}/D_fake_per_scale": per_scale(pred_fake_pool, 0.0), f"{name}/D_real_per_scale": per_scale(pred_real, 1.0),
+    out = {f"{name}/D_fake_per_scale": per_scale(pred_fake_pool, 0.0),
+           f"{name}/D_real_per_scale": per_scale(pred_real, 1.0),
            f"{name}/G_GAN_per_scale": per_scale(pred_fake, 1.0)}
     for key in ("D_fake", "D_real", "G_GAN"):
         out[f"{name}/{key}"] = sum(out[f"{name}/{key}_per_scale"])

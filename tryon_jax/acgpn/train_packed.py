@@ -145,6 +145,11 @@ def packed_step(step_fn):
     return step
 
 
+def _folder_name(path: str | None) -> str | None:
+    """A folder's own name: model.json may be committed, so it names no machine's paths."""
+    return os.path.basename(os.path.normpath(path)) if path else None
+
+
 def _hardware() -> str:
     d = jax.devices()[0]
     return f"{jax.device_count()} x {getattr(d, 'device_kind', d.platform)}"
@@ -174,16 +179,17 @@ def train_on_pack(config, pack_dir: str, test_pack: str | None, out: str, max_mi
         state = state.replace(params={**state.params, **{g: generators[g]["params"] for g in train_step.GENERATORS}})
     shardings = state_shardings(mesh, state, tc.shard_params)
     repl, batch_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    step = jax.jit(packed_step(train_step.make_train_step(config, spec, steps_per_epoch, batch)), in_shardings=(shardings, repl, batch_sh, repl), out_shardings=(shardings, repl, repl),
+    step = jax.jit(packed_step(train_step.make_train_step(config, spec, steps_per_epoch, batch)),
+                   in_shardings=(shardings, repl, batch_sh, repl), out_shardings=(shardings, repl, repl),
                    donate_argnums=(0,))
     state = jax.device_put(state, shardings)
     on_device = jax.device_put({k: data[k] for k in samples.RAW_KEYS}, repl)
     constants = jax.device_put(train.vgg_constants(config), repl)
     sampler = packed.EpochSampler(n, batch, config.seed)
     log = MetricsLog(out)
-    say(f"ACGPN (packed): {n} examples on {_hardware()}, {num_steps} steps of {batch} ({num_steps / steps_per_epoch:.1f} "
-        f"epochs) at most, {max_minutes or 'no'} minutes; loaded in {time.perf_counter() - started:.0f} s; first step "
-        "compiles")
+    say(f"ACGPN (packed): {n} examples on {_hardware()}, {num_steps} steps of {batch} "
+        f"({num_steps / steps_per_epoch:.1f} epochs) at most, {max_minutes or 'no'} minutes; loaded in "
+        f"{time.perf_counter() - started:.0f} s; first step compiles")
     train_started = time.perf_counter()
     state, done, preview = packed.train_resident(
         step, state, num_steps, lambda: (on_device, sampler.next(), constants), log, tc.log_every, "ACGPN (packed)",
@@ -196,14 +202,16 @@ def train_on_pack(config, pack_dir: str, test_pack: str | None, out: str, max_mi
                                                                      .read()))["dataset"],
                           "hardware": _hardware(), "minutes": round(train_minutes, 2), "dtype": tc.dtype,
                           "lr": tc.lr, "seed": config.seed, "vgg_losses": bool(tc.vgg19_weights),
-                          "init_model": init_model or None}}
+                          "init_model": _folder_name(init_model)}}
     if test is not None:
         f16 = shipped.as_shipped(generators)
         fake = quality.generate(f16, {k: test[k] for k in samples.RAW_KEYS}, config.eval.batch_size, config.eval.seed,
                                 mesh, spec, "paired test")
-        record["metrics"] = {"pairs": f"{len(fake)} paired pairs of {test_pack}", "seed": config.eval.seed,
+        record["metrics"] = {"pairs": f"{len(fake)} paired pairs of the pack {_folder_name(test_pack)}",
+                             "seed": config.eval.seed,
                              **quality.paired_metrics(fake, test["image"], test["difficulty"], config.eval.batch_size)}
-        say(f"paired test SSIM {record['metrics']['ssim']['all']:.4f}, MS-SSIM {record['metrics']['ms_ssim']['all']:.4f}")
+        scores = record["metrics"]
+        say(f"paired test SSIM {scores['ssim']['all']:.4f}, MS-SSIM {scores['ms_ssim']['all']:.4f}")
         view = {k: v[:UNPAIRED_VIEW] for k, v in unpaired(test).items()}
         images = quality.generate(f16, view, UNPAIRED_VIEW, config.eval.seed, mesh, spec, "unpaired view")
         log.picture(done, "unpaired_test", _unpaired_grid(view, images, spec))
@@ -227,13 +235,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tryon_jax.acgpn.train_packed", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pack", help="write a VITON TFDS split as shards")
-    p.add_argument("--data_dir", required=True, help="TFDS data_dir holding the viton dataset")
-    p.add_argument("--out", required=True)
-    p.add_argument("--split", default="train")
-    p.add_argument("--name", default="viton/cpvton")
-    p.add_argument("--shard_mb", type=float, default=40.0, help="at most this many MB per shard (a device call "
-                   "carries 64 MiB including the checkout)")
+    packed.add_pack_command(sub, "persons, paired and unpaired cloths, masks, labels, poses", 40.0)
     t = sub.add_parser("train", help="train on a pack, then evaluate and write the model folder")
     t.add_argument("--pack", required=True, help="the train split's pack")
     t.add_argument("--test_pack", help="the test split's pack (paired SSIM / MS-SSIM, unpaired picture)")
@@ -246,7 +248,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "pack":
             paths = pack(args.data_dir, args.out, args.split, args.name, args.shard_mb)
-            print(json.dumps({p: round(os.path.getsize(p) / 1e6, 1) for p in paths}, indent=1))
+            print(packed.sizes_mb(paths))
             return 0
         config = load_config(args.config, args.set)
         meta, _ = train_on_pack(config, args.pack, args.test_pack, args.out, args.max_minutes, args.init_model)

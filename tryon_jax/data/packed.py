@@ -94,6 +94,24 @@ def load(pack_dir: str, image_modes: dict[str, str], hint: str) -> tuple[dict, d
     return meta, {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def add_pack_command(subparsers, what: str, shard_mb: float):
+    """The ``pack`` subcommand of a packed trainer's command line, with the options every pack
+    takes; returns its parser for more."""
+    p = subparsers.add_parser("pack", help=f"write a TFDS split as shards ({what})")
+    p.add_argument("--data_dir", required=True, help="TFDS data_dir holding the viton dataset")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--name", default="viton/cpvton")
+    p.add_argument("--shard_mb", type=float, default=shard_mb, help="at most this many MB per shard (a device call "
+                   "carries 64 MiB, the checkout included)")
+    return p
+
+
+def sizes_mb(paths: list[str]) -> str:
+    """The written shards and their sizes, as JSON for the console."""
+    return json.dumps({p: round(os.path.getsize(p) / 1e6, 1) for p in paths}, indent=1)
+
+
 class EpochSampler:
     """Batches of example indices: a fresh permutation each epoch, the tail of an epoch dropped."""
 

@@ -123,12 +123,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tryon_jax.person.training.parser_packed", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pack", help="write a TFDS split as shards")
-    p.add_argument("--data_dir", required=True, help="TFDS data_dir holding the dataset")
-    p.add_argument("--out", required=True)
-    p.add_argument("--name", default="viton/cpvton")
-    p.add_argument("--split", default="train")
-    p.add_argument("--shard_mb", type=float, default=42.0)
+    p = packed.add_pack_command(sub, "persons, labels, keypoints and clutter garments", 42.0)
     p.add_argument("--cloth_pool", type=int, default=2000, help="garment photos kept as clutter sources")
     t = sub.add_parser("train", help="train the parser on a pack")
     t.add_argument("--pack", required=True)
@@ -141,7 +136,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "pack":
             paths = pack(args.data_dir, args.out, args.name, args.split, args.shard_mb, args.cloth_pool)
-            print(json.dumps({p: round(os.path.getsize(p) / 1e6, 1) for p in paths}, indent=1))
+            print(packed.sizes_mb(paths))
             return 0
         from configs.parser import get_config
         config = get_config(args.variant)
