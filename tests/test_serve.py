@@ -15,12 +15,14 @@ from PIL import Image
 from tests import serve_fixtures as sf
 from tryon_jax import serve
 from tryon_jax.data.catalogue import Catalogue
+from tryon_jax.person import framing
 from tryon_jax.serving import app
 from tryon_jax.serving.store import PhotoStore
 
 
 class FakeModel:
-    """Blends person and garment; records the batch sizes it was called with."""
+    """Blends person and garment and says it replaced the person's clothes and arms; records
+    the batch sizes it was called with."""
     id = "fake"
 
     def __init__(self, delay: float = 0.0):
@@ -28,12 +30,12 @@ class FakeModel:
 
     @staticmethod
     def example(image, label, keypoints, cloth, mask):
-        return {"image": image, "cloth": cloth}
+        return {"image": image, "cloth": cloth, "changed": np.isin(label, (4, 11, 13)).astype(np.uint8)}
 
     def __call__(self, examples):
         self.calls.append(len(examples))
         time.sleep(self.delay)
-        return [((e["image"].astype(int) + e["cloth"]) // 2).astype(np.uint8) for e in examples]
+        return [(((e["image"].astype(int) + e["cloth"]) // 2).astype(np.uint8), e["changed"]) for e in examples]
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +202,8 @@ def test_garments(tmp_path, preprocessor, catalogue):
             bottoms = json.loads((await c.call("GET", "/api/garments?category=bottom"))[2])["garments"]
             assert (len(every), len(tops), len(bottoms)) == (12, 7, 5)
             assert {g["category"] for g in tops} == {"top"} and all(g["name"] and g["price"] > 0 for g in every)
+            assert all(g["tryon"] and "tryon_refusal" not in g for g in tops)
+            assert all(not g["tryon"] and "tops only" in g["tryon_refusal"] for g in bottoms)
             assert (await c.call("GET", "/api/garments?category=hats"))[0] == 400
             status, _, png = await c.call("GET", tops[0]["image_url"])
             assert status == 200 and Image.open(io.BytesIO(png)).size == (192, 256)
@@ -215,8 +219,8 @@ def test_tryon_is_cached_and_micro_batched(tmp_path, preprocessor, catalogue):
     async def scenario(url):
         async with Client(url) as c:
             photo = (await c.upload(PHOTO))[1]["photo"]
-            garments = [g["id"] for g in json.loads((await c.call("GET", "/api/garments"))[2])["garments"]]
-            body = lambda g: {"photo_id": photo["id"], "garment_id": g}  # noqa: E731
+            garments = [g["id"] for g in json.loads((await c.call("GET", "/api/garments?category=top"))[2])["garments"]]
+            body = lambda g: {"photo_id": photo["id"], "garment_id": g, "view": "framed"}  # noqa: E731
             first = await asyncio.gather(*(c.call("POST", "/api/tryon", json=body(g)) for g in garments[:6]))
             assert [r[0] for r in first] == [200] * 6
             assert {r[1]["X-Tryon-Cache"] for r in first} == {"miss"}
@@ -228,12 +232,67 @@ def test_tryon_is_cached_and_micro_batched(tmp_path, preprocessor, catalogue):
                 np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), want)
             # the same request twice at once: one model call
             calls = len(model.calls)
-            twins = await asyncio.gather(*(c.call("POST", "/api/tryon", json=body(garments[7])) for _ in range(2)))
+            twins = await asyncio.gather(*(c.call("POST", "/api/tryon", json=body(garments[6])) for _ in range(2)))
             assert twins[0][2] == twins[1][2] and sum(model.calls[calls:]) == 1
 
     run(service, scenario)
     assert max(model.calls) > 1  # 6 concurrent requests did not make 6 calls
     assert sum(model.calls[:2]) == 6 and len(model.calls) < 8
+
+
+def test_tryon_comes_back_in_the_persons_own_photo(tmp_path, preprocessor, catalogue):
+    """A person photographed larger than 256x192 and off-centre: the result has the photo's size,
+    the model's region replaced (with a soft edge) and every other pixel as uploaded."""
+    person = np.asarray(Image.open(io.BytesIO(PHOTO)).convert("RGB").resize((384, 512), Image.BICUBIC))
+    canvas = np.full((800, 700, 3), 190, np.uint8)
+    canvas[150:150 + 512, 260:260 + 384] = person
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, format="PNG")
+    service = make_service(tmp_path, preprocessor, catalogue)
+
+    async def scenario(url):
+        async with Client(url) as c:
+            photo = (await c.upload(buf.getvalue(), name="me.png"))[1]["photo"]
+            top = json.loads((await c.call("GET", "/api/garments?category=top"))[2])["garments"][0]["id"]
+            views = {}
+            for view in ("photo", "framed", "photo"):  # the second photo view comes from the cache
+                status, headers, png = await c.call("POST", "/api/tryon", json={"photo_id": photo["id"],
+                                                                               "garment_id": top, "view": view})
+                assert status == 200 and headers["X-Tryon-View"] == view
+                views.setdefault(view, []).append(png)
+            assert views["photo"][0] == views["photo"][1]
+            return photo["id"], {v: np.asarray(Image.open(io.BytesIO(p[0]))) for v, p in views.items()}
+
+    photo_id, views = run(service, scenario)
+    assert views["framed"].shape == (256, 192, 3) and views["photo"].shape == canvas.shape
+    stored = service.store.person(next(iter(service.store._db.execute("SELECT owner FROM photos")))[0], photo_id)
+    region = np.isin(stored.label, (4, 11, 13))
+    ys, xs = np.nonzero(region)
+    back = np.c_[np.c_[xs, ys], np.ones(len(xs))] @ framing.invert(stored.framing).T  # into the photo
+    changed = np.any(views["photo"] != canvas, axis=-1)
+    assert changed.any() and region.any()
+    # the region's box in the photo, grown by the soft edge (2 frame pixels grown and blurred)
+    margin = 4 * 2 / stored.framing[0, 0] + 2
+    cy, cx = np.nonzero(changed)
+    assert back[:, 1].min() - margin <= cy.min() and cy.max() <= back[:, 1].max() + margin
+    assert back[:, 0].min() - margin <= cx.min() and cx.max() <= back[:, 0].max() + margin
+    assert 150 <= cy.min() and cy.max() < 150 + 512 and 260 <= cx.min() and cx.max() < 260 + 384
+
+
+def test_bottoms_are_refused_with_the_reason(tmp_path, preprocessor, catalogue):
+    model = FakeModel()
+    service = make_service(tmp_path, preprocessor, catalogue, model)
+
+    async def scenario(url):
+        async with Client(url) as c:
+            photo = (await c.upload(PHOTO))[1]["photo"]
+            bottom = json.loads((await c.call("GET", "/api/garments?category=bottom"))[2])["garments"][0]
+            status, _, body = await c.call("POST", "/api/tryon", json={"photo_id": photo["id"],
+                                                                       "garment_id": bottom["id"]})
+            assert status == 422 and "tops only" in json.loads(body)["error"]
+
+    run(service, scenario)
+    assert model.calls == []
 
 
 def test_rate_limit_and_timeout(tmp_path, preprocessor, catalogue):

@@ -88,6 +88,14 @@ def test_cli_takes_at_most_one_weights_source(two_pairs, tmp_path, capsys, monke
     assert "latest_net_U.pth" in capsys.readouterr().err
 
 
+def test_cli_refuses_bottoms(two_pairs, tmp_path, capsys):
+    assert tryon.main(["--recipe-weights", "--data", str(SAMPLE), "--pairs", str(two_pairs), "--out", str(tmp_path),
+                       "--musinsa-data-dir", str(tmp_path), "--musinsa-category", "bottom"]) == 2
+    assert "bottoms cannot be tried on yet: the try-on model (ACGPN) is trained on tops only" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
 def test_export_reload_matches_direct_call(recipe_variables, tmp_path):
     """The serialized export (symbolic batch size) against the function it was made from, in
     float64: the discrete outputs are identical and the images agree to 1e-7 (the lowerings

@@ -9,6 +9,7 @@ import os
 import shutil
 
 import pytest
+from PIL import Image
 
 from tests import serve_fixtures as sf
 from tryon_jax.data.catalogue import Catalogue
@@ -71,6 +72,11 @@ def test_upload_tryon_delete_in_a_browser(browser, server):
     _wait(browser, ready)
     assert browser.find_element(By.ID, "consent-text").text == CONSENT_TEXT  # the text consented to
     assert len(browser.find_elements(By.CSS_SELECTOR, "#garments .garment-card")) == 12
+    unavailable = browser.find_elements(By.CSS_SELECTOR, "#garments .garment-card.unavailable")
+    assert len(unavailable) == 5 and all("Not yet available for try-on" in c.text for c in unavailable)
+    unavailable[0].click()  # a bottom cannot be picked: the page says why
+    _wait(browser, lambda d: "tops only" in d.find_element(By.ID, "message").text)
+    assert not browser.find_element(By.ID, "tryon-button").is_enabled()
 
     # without consent nothing is uploaded
     photo = sf.photo_paths()[0]
@@ -99,8 +105,12 @@ def test_upload_tryon_delete_in_a_browser(browser, server):
     button.click()
     loaded = "const i = document.getElementById('result-image'); return i.complete && i.naturalWidth;"
     width = _wait(browser, lambda d: d.execute_script(loaded))
-    assert width == server.service.model.output_size[1]
+    assert width == Image.open(photo).size[0]  # the try-on put back into the photo
     assert browser.find_element(By.ID, "result").is_displayed()
+    browser.find_element(By.ID, "view-button").click()  # the model's own picture
+    framed = "const i = document.getElementById('result-image'); return i.complete && i.naturalWidth == %d;"
+    _wait(browser, lambda d: d.execute_script(framed % server.service.model.output_size[1]))
+    assert "256" in browser.find_element(By.ID, "result-caption").text
     owner = app.owner_id(browser.get_cookie(app.SESSION_COOKIE)["value"])
     assert [r.id for r in store.list(owner)] == [photo_id]
     assert os.listdir(os.path.join(store.root, "photos", photo_id, "results"))  # cached with the photo

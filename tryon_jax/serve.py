@@ -15,9 +15,13 @@ API (JSON errors are {"error": text} with the HTTP status):
   POST   /api/photos                multipart: photo (file), consent=yes -> 201 {"photo"}
   GET    /api/photos/{id}/image     the framed person (PNG)
   DELETE /api/photos/{id}           the photo, its derived files and cached results, for good
-  GET    /api/garments[?category=top|bottom]
+  GET    /api/garments[?category=top|bottom]   each with "tryon": false and "tryon_refusal" where the
+                                    model cannot try it on (bottoms: the model knows tops only)
   GET    /api/garments/{id}/image   the garment framed like VITON (PNG)
-  POST   /api/tryon                 {"photo_id", "garment_id"} -> image/png (X-Tryon-Cache: hit|miss)
+  POST   /api/tryon                 {"photo_id", "garment_id", "view": "photo" (default) | "framed"} ->
+                                    image/png: the try-on put back into the photo at its resolution, or
+                                    the model's 256x192 picture (X-Tryon-View: which one, X-Tryon-Cache:
+                                    hit|miss); 422 with the reason for a garment it cannot try on
   GET    /healthz
 
 Security, batching and caching: tryon_jax.serving.app.

@@ -8,7 +8,9 @@ Writes OUT/results/<person>__<cloth>.png (the try-on image) and OUT/strips/<...>
 
 With ``--photos PHOTO...`` the persons are people's own photos: they are prepared (pose,
 parsing, framing: tryon_jax.person, as prepare_person does) into OUT/persons, and each
-is tried on with every cloth of the pair list.
+is tried on with every cloth of the pair list; ``--paste-back`` also writes OUT/pasted/, each
+try-on put back into the person's own photo at its resolution (only the regions the model
+replaced, with a soft edge; the rest of the photo untouched).
 """
 import argparse
 import concurrent.futures
@@ -24,9 +26,11 @@ from tryon_jax.acgpn import batches, inference
 from tryon_jax.core import files
 from tryon_jax.data import loader_ops, samples
 from tryon_jax.models.spec import ModelSpec
+from tryon_jax.person import framing
+from tryon_jax.person.photo import load_photo
 from tryon_jax.weights import sources
 
-OUTPUTS = ("fake_image", "warped", "fake_c")
+OUTPUTS = ("fake_image", "warped", "fake_c", "changed")
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "dtype"))
@@ -42,12 +46,14 @@ def pair_name(pair: samples.Pair) -> str:
 
 def run(variables: dict, data_root: str, pairs: list[samples.Pair], out_dir: str, batch_size: int = 8,
         seed: int = 0, split: str = "test", progress: bool = True, spec: ModelSpec = ModelSpec(),
-        cloths: dict | None = None, dtype=None) -> list[str]:
+        cloths: dict | None = None, dtype=None, paste_back: dict | None = None) -> list[str]:
     """Try every pair on; returns the result paths. Pair i's noise comes from fold_in(seed, i),
     so results do not depend on the batch size. The last batch is padded (one compilation).
     Images come out at the model's resolution (``spec``). ``cloths`` maps cloth names of the
     pairs to {"color", "edge"} arrays that replace the folder's (see samples.load_raw).
-    ``dtype``: the networks' compute dtype (jnp.bfloat16, or None: float32)."""
+    ``dtype``: the networks' compute dtype (jnp.bfloat16, or None: float32). ``paste_back``
+    maps person file names to their framing records (person.prepare.read_framing): those
+    persons' results are also put back into their photos, OUT/pasted/<person>__<cloth>.png."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     base = jax.random.key(seed)
@@ -71,6 +77,11 @@ def run(variables: dict, data_root: str, pairs: list[samples.Pair], out_dir: str
                          files.to_uint8(out["warped"][i]), result]
                 files.save_png(os.path.join(out_dir, "strips", name + ".png"), files.grid([strip]))
                 written.append(path)
+                if pair.person in (paste_back or {}):
+                    record = paste_back[pair.person]
+                    photo = load_photo(record["photo"])
+                    pasted = framing.paste_back(photo, result, out["changed"][i, ..., 0], record["matrix"])
+                    files.save_png(os.path.join(out_dir, "pasted", name + ".png"), pasted)
             bar.update(len(chunk))
     return written
 
@@ -115,6 +126,8 @@ def main(argv=None) -> int:
     parser.add_argument("--photos", nargs="+", help="person photos to prepare and use instead of the persons of "
                         "the pair list")
     parser.add_argument("--parser-weights", help="parser .npz for --photos (default: the committed weights)")
+    parser.add_argument("--paste-back", action="store_true", help="with --photos: also put each try-on back "
+                        "into the person's own photo, at its resolution (OUT/pasted)")
     args = parser.parse_args(argv)
     try:
         pairs = samples.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
@@ -123,13 +136,18 @@ def main(argv=None) -> int:
             from tryon_jax.data.catalogue import musinsa_cloths
             cloths = musinsa_cloths(args.musinsa_data_dir, args.musinsa_category, args.musinsa_limit)
             pairs = [samples.Pair(p, c) for p in dict.fromkeys(p.person for p in pairs) for c in cloths]
-        root = args.data
+        root, paste = args.data, None
+        if args.paste_back and not args.photos:
+            raise ValueError("--paste-back puts try-ons back into people's own photos: name them with --photos")
         if args.photos:
             root, pairs = persons_from_photos(args.photos, args.data, pairs, args.out, args.split, args.parser_weights)
+            if args.paste_back:
+                from tryon_jax.person.prepare import read_framing
+                paste = {p.person: read_framing(root, p.person, args.split) for p in pairs}
         variables, source, spec = sources.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
         written = run(variables, root, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec,
-                      cloths=cloths, dtype=None if args.dtype == "float32" else jnp.bfloat16)
+                      cloths=cloths, dtype=None if args.dtype == "float32" else jnp.bfloat16, paste_back=paste)
     except (samples.DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

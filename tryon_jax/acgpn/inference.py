@@ -182,6 +182,14 @@ def image_output(raw, spec: ModelSpec):
     return raw if spec.image_generator == "local_enhancer" else jnp.tanh(raw)
 
 
+def changed_region(label, fake_cl_dis, armlabel_map):
+    """Where a try-on replaces the person by design, (B,H,W,1) in {0, 1}: the person's clothes,
+    dress and arms, and the new garment and arms. Elsewhere G only redraws the person."""
+    old = (label == CLOTHES) | (label == NOISE) | (label == ARM1) | (label == ARM2)
+    new = (fake_cl_dis > 0.5) | (armlabel_map == ARM1) | (armlabel_map == ARM2)
+    return (old | new).astype(jnp.float32)
+
+
 def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None = None, dtype=None,
                 spec: ModelSpec = DEFAULT_SPEC) -> dict:
     """The un-jitted four-stage graph; see ``tryon``."""
@@ -200,6 +208,7 @@ def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None 
     thresh = inject.get("fake_cl_dis_thresh", out["fake_cl_dis_thresh"])
     out["fake_cl_dis_thresh"] = thresh
     out.update(edit_labels(x, argmax, thresh))
+    out["changed"] = changed_region(label, out["fake_cl_dis"], out["armlabel_map"])
     out.update(warp_stage(variables["U"], x, out["fake_cl_dis"], image, dtype, spec))
     out.update(generator_inputs(x, out, out["fake_c"], image, noise["noise_G"]))
     out.update(image_stage(variables["G"], out["G_in"], dtype, spec))

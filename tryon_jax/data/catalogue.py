@@ -11,10 +11,25 @@ import numpy as np
 from tryon_jax.core.files import png_bytes
 
 CATEGORIES = ("top", "bottom")
+# What the model can try on: ACGPN is trained on VITON's tops only, so bottoms are listed but
+# refused until a lower-body model exists.
+TRYON_CATEGORIES = ("top",)
 
 
 class CatalogueError(ValueError):
     pass
+
+
+class NotTryable(CatalogueError):
+    """A garment of a category the model cannot try on."""
+
+
+def tryon_refusal(category: str) -> str | None:
+    """Why garments of ``category`` cannot be tried on, or None when they can."""
+    if category in TRYON_CATEGORIES:
+        return None
+    return (f"{category}s cannot be tried on yet: the try-on model (ACGPN) is trained on tops only (VITON) and "
+            "would paint a top's shape over the person; a lower-body model is needed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +43,9 @@ class Garment:
     mask: np.ndarray = dataclasses.field(repr=False)  # (256, 192, 1) uint8 0/255 (ACGPN's edge)
 
     def public(self) -> dict:
+        refusal = tryon_refusal(self.category)
         return {"id": self.id, "name": self.name, "brand": self.brand, "category": self.category,
-                "price": self.price}
+                "price": self.price, "tryon": refusal is None, **({"tryon_refusal": refusal} if refusal else {})}
 
 
 class Catalogue:
@@ -114,7 +130,10 @@ class Catalogue:
 
 def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0) -> dict:
     """{"musinsa_<goodsNo>.png": {"color", "edge"}} of the Musinsa TFDS dataset's garments of
-    ``category`` (decoded uint8, 256x192, VITON framing)."""
+    ``category`` (decoded uint8, 256x192, VITON framing); NotTryable for a category the model
+    cannot try on."""
+    if tryon_refusal(category):
+        raise NotTryable(f"--musinsa-category {category}: {tryon_refusal(category)}")
     garments = Catalogue.from_tfds(data_dir).list(category)[:limit or None]
     if not garments:
         raise ValueError(f"{data_dir}: the musinsa dataset has no {category!r} garments")

@@ -50,8 +50,9 @@ def person_name(path: str, taken: set) -> str:
     return name
 
 
-def write_person(out: str, name: str, person, split: str = "test") -> None:
-    """Every file of one person, each written atomically."""
+def write_person(out: str, name: str, person, split: str = "test", photo: str | None = None) -> None:
+    """Every file of one person, each written atomically; {split}_framing/<name>.json keeps the
+    photo's path (``photo``), size and framing map, to put a try-on back into the photo."""
     with files.atomic_write(os.path.join(out, f"{split}_img", name + ".jpg")) as f:
         Image.fromarray(person.image).save(f, format="JPEG", quality=95)
     files.save_png(os.path.join(out, f"{split}_label", name + ".png"), person.label)
@@ -60,6 +61,21 @@ def write_person(out: str, name: str, person, split: str = "test") -> None:
     files.save_png(os.path.join(out, f"{split}_agnostic", name + ".png"), agnostic(person.image, person.label))
     files.save_png(os.path.join(out, f"{split}_body_mask", name + ".png"), ((person.label > 0) * 255).astype(np.uint8))
     files.save_png(os.path.join(out, "overlay", name + ".png"), overlay(person.image, person.label, person.keypoints))
+    with files.atomic_write(os.path.join(out, f"{split}_framing", name + ".json"), "w") as f:
+        json.dump({"photo": photo, "photo_size": list(person.photo_size), "matrix": person.framing.tolist()}, f)
+
+
+def read_framing(root: str, person: str, split: str = "test") -> dict:
+    """The framing record write_person kept for ``person`` (a file name of {split}_img)."""
+    path = os.path.join(root, f"{split}_framing", os.path.splitext(person)[0] + ".json")
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return {**record, "matrix": np.asarray(record["matrix"], np.float64).reshape(2, 3)}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no framing record (prepare the photo again with this version)") from None
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"{path}: not a framing record ({e})") from None
 
 
 def prepare_folder(pre, photos: list[str], out: str, batch_size: int = 16) -> tuple[list[str], list[tuple]]:
@@ -75,7 +91,7 @@ def prepare_folder(pre, photos: list[str], out: str, batch_size: int = 16) -> tu
                     tqdm.write(f"refused: {result}", file=sys.stderr)
                 else:
                     name = person_name(path, taken)
-                    write_person(out, name, result)
+                    write_person(out, name, result, photo=os.fspath(path))
                     written.append(name + ".jpg")
             bar.update(len(chunk))
     os.makedirs(out, exist_ok=True)

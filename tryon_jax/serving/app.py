@@ -7,7 +7,8 @@ sees only its hash); POST and DELETE need the header X-CSRF-Token (an HMAC of th
 and a same-origin Origin when the browser sends one. Uploads are capped and judged by their
 bytes, not their name; each client has a token-bucket rate limit; every request has a time
 limit; concurrent try-ons are micro-batched (serving.batching) and results are cached per
-(photo, garment, model) next to the photo. Logs are JSON lines on stderr.
+(photo, garment, model) next to the photo. A try-on comes back put into the person's own photo
+(person.framing.paste_back) unless the framed 256x192 picture is asked for. Logs are JSON lines on stderr.
 """
 import asyncio
 import concurrent.futures
@@ -24,7 +25,8 @@ import numpy as np
 from aiohttp import web
 
 from tryon_jax.core import files
-from tryon_jax.data.catalogue import Catalogue
+from tryon_jax.data.catalogue import Catalogue, tryon_refusal
+from tryon_jax.person.framing import paste_back
 from tryon_jax.serving.batching import MicroBatcher
 from tryon_jax.serving.store import CONSENT_TEXT, ConsentError, LimitError, NotFound, PhotoStore
 
@@ -34,6 +36,9 @@ _TOKEN_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 log = logging.getLogger("tryon_jax.serve")
 TOKEN, OWNER = web.RequestKey("token", str), web.RequestKey("owner", str)
 PURGE_TASK = web.AppKey("purge", asyncio.Task)
+# A try-on result as the person's own photo (the model's picture put back into it) or as the
+# model's framed picture.
+VIEWS = ("photo", "framed")
 
 
 @dataclasses.dataclass
@@ -251,8 +256,11 @@ class TryOnService:
         try:
             body = await request.json()
             photo_id, garment_id = str(body["photo_id"]), str(body["garment_id"])
-        except (ValueError, KeyError, TypeError):
-            return _error(400, 'send JSON {"photo_id": ..., "garment_id": ...}')
+            view = str(body.get("view", "photo"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _error(400, 'send JSON {"photo_id": ..., "garment_id": ..., "view": "photo" | "framed"}')
+        if view not in VIEWS:
+            return _error(400, f"view must be one of {', '.join(VIEWS)}")
         owner = request[OWNER]
         try:
             self.store.get(owner, photo_id)
@@ -262,35 +270,54 @@ class TryOnService:
             garment = self.catalogue.get(garment_id)
         except KeyError:
             return _error(404, "no such garment")
+        refusal = tryon_refusal(garment.category)
+        if refusal:
+            return _error(422, f"garment {garment.id}: {refusal}")
         self.counts["tryons"] += 1
         if self.settings.cache:
-            cached = self.store.cached_result(owner, photo_id, garment.id, self.model.id)
-            if cached is not None:
+            cached = {v: self.store.cached_result(owner, photo_id, garment.id, f"{self.model.id}_{v}") for v in VIEWS}
+            if cached["framed"] is not None:  # cached with the photo view whenever there is one
                 self.counts["cache_hits"] += 1
-                return web.Response(body=cached, content_type="image/png", headers={"X-Tryon-Cache": "hit"})
+                return self._result(cached, view, "hit")
         key = (owner, photo_id, garment.id)
         future = self.inflight.get(key)
         if future is None:  # identical requests in flight share one model call
-            future = asyncio.ensure_future(self._tryon_png(owner, photo_id, garment))
+            future = asyncio.ensure_future(self._tryon_pngs(owner, photo_id, garment))
             self.inflight[key] = future
             future.add_done_callback(lambda _: self.inflight.pop(key, None))
         try:
-            png = await asyncio.shield(future)
+            pngs = await asyncio.shield(future)
         except NotFound:
             return _error(404, "the photo was deleted")
-        return web.Response(body=png, content_type="image/png", headers={"X-Tryon-Cache": "miss"})
+        return self._result(pngs, view, "miss")
 
-    async def _tryon_png(self, owner: str, photo_id: str, garment) -> bytes:
+    @staticmethod
+    def _result(pngs: dict, view: str, cache: str) -> web.Response:
+        """The view asked for; the framed one where the photo cannot be had (a photo stored before
+        framings were kept, or a model export without the replaced region)."""
+        shown = view if pngs.get(view) is not None else "framed"
+        return web.Response(body=pngs[shown], content_type="image/png",
+                            headers={"X-Tryon-Cache": cache, "X-Tryon-View": shown})
+
+    async def _tryon_pngs(self, owner: str, photo_id: str, garment) -> dict:
+        """{"framed": the model's picture, "photo": it put back into the person's photo (or None)}."""
         person = self.store.person(owner, photo_id)
         example = self.model.example(person.image, person.label, person.keypoints, garment.cloth, garment.mask)
-        image = await self.batcher.submit(example)
-        png = files.png_bytes(image)
+        image, changed = await self.batcher.submit(example)
+        pngs = {"framed": files.png_bytes(image), "photo": None}
+        if changed is not None and person.framing is not None:
+            loop = asyncio.get_running_loop()
+            photo = await loop.run_in_executor(self.prep_pool, self.store.photo, owner, photo_id)
+            pasted = await loop.run_in_executor(self.prep_pool, paste_back, photo, image, changed, person.framing)
+            pngs["photo"] = files.png_bytes(pasted)
         if self.settings.cache:
             try:
-                self.store.cache_result(owner, photo_id, garment.id, self.model.id, png)
+                for v, png in pngs.items():
+                    if png is not None:
+                        self.store.cache_result(owner, photo_id, garment.id, f"{self.model.id}_{v}", png)
             except NotFound:  # deleted while it ran: keep nothing
                 pass
-        return png
+        return pngs
 
     def _run_model(self, examples):
         return self.model(examples)

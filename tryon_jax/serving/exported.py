@@ -10,7 +10,7 @@ from tryon_jax.weights import params_io
 
 EXPORT_FILE = "tryon.jaxexport"
 META_FILE = "export.json"
-OUTPUTS = ("fake_image", "warped", "warped_mask", "fake_c", "fake_cl_dis", "armlabel_map")
+OUTPUTS = ("fake_image", "warped", "warped_mask", "fake_c", "fake_cl_dis", "armlabel_map", "changed")
 IMAGE_CHANNELS = {"label": 1, "image": 3, "edge": 1, "color": 3}
 
 

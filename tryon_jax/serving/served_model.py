@@ -1,5 +1,5 @@
 """The exported try-on model as the service runs it: the jax.export artefact (no model or
-training code), one result image per (person, garment).
+training code), one result image (and the region it replaced) per (person, garment).
 
 Every call runs at one batch size, ``max_batch`` (padded; compiled once, at start), and every
 example uses the same fixed noise key, so a result never depends on the other requests'
@@ -46,8 +46,9 @@ class ExportedTryOn:
                 "image": np.asarray(image, np.uint8), "edge": np.asarray(mask, np.uint8),
                 "color": np.asarray(cloth, np.uint8), "pose_boxes": pose_boxes(np.asarray(keypoints))}
 
-    def __call__(self, examples: list[dict]) -> list[np.ndarray]:
-        """(H, W, 3) uint8 try-on images, one per example (at most max_batch examples)."""
+    def __call__(self, examples: list[dict]) -> list[tuple]:
+        """(image, changed) per example (at most max_batch examples): the (H, W, 3) uint8 try-on
+        and the (H, W) uint8 {0, 1} region the model replaced (None from an export without it)."""
         n, size = len(examples), self.batch_size
         if not 0 < n <= size:
             raise ValueError(f"{n} examples for a model compiled for batches of {size}")
@@ -55,8 +56,10 @@ class ExportedTryOn:
         batch = {k: jnp.asarray(np.stack([e[k] for e in padded])) for k in export_format.IMAGE_CHANNELS}
         batch["pose_boxes"] = jnp.asarray(np.stack([e["pose_boxes"] for e in padded]).astype(np.int32))
         keys = jnp.asarray(np.tile(self._key, (size, 1)))
-        fake = np.asarray(jax.device_get(self._call(self.variables, batch, keys)["fake_image"]))
-        return [files.to_uint8(fake[i]) for i in range(n)]
+        out = jax.device_get(self._call(self.variables, batch, keys))
+        fake, changed = np.asarray(out["fake_image"]), out.get("changed")
+        return [(files.to_uint8(fake[i]), None if changed is None else np.asarray(changed[i, ..., 0], np.uint8))
+                for i in range(n)]
 
     def warmup(self, example: dict) -> None:
         """Compiles the one batch shape the service uses."""

@@ -8,7 +8,7 @@ A photo is kept only with explicit consent (``consent=True``, with the text cons
 when), belongs to one owner, and every call takes the owner: another owner's photo is "not
 found", never readable, listable or deletable. ``add`` runs the person preprocessing once and
 keeps its outputs next to the photo: ROOT/photos/<id>/{original, person.png, label.png,
-pose.json, results/}. ``delete`` removes the row, the photo, every derived file and every cached
+pose.json, framing.json, results/}. ``delete`` removes the row, the photo, every derived file and every cached
 try-on result.
 
 Crash safety: a photo's files are written into ROOT/tmp/<id>, fsynced, and the folder is
@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from tryon_jax.core.files import atomic_write, png_bytes
+from tryon_jax.person.photo import load_photo
 from tryon_jax.person.pose import openpose_json
 
 CONSENT_TEXT = ("I agree that this photo is stored to try clothes on, is visible only to me, and is deleted "
@@ -92,6 +93,7 @@ class StoredPerson:
     image: np.ndarray  # (256, 192, 3) uint8
     label: np.ndarray  # (256, 192) uint8
     keypoints: np.ndarray  # (18, 3) OpenPose (x, y, conf) in the 192x256 frame
+    framing: np.ndarray | None = None  # 2x3 photo -> frame map (None: stored before it was kept)
 
 
 def _fsync_dir(path: str) -> None:
@@ -199,7 +201,9 @@ class PhotoStore:
         tmp = os.path.join(self.root, "tmp", photo_id)
         os.makedirs(os.path.join(tmp, "results"))
         files = {"original": bytes(data), "person.png": png_bytes(person.image), "label.png": png_bytes(person.label),
-                 "pose.json": json.dumps(openpose_json(person.keypoints)).encode()}
+                 "pose.json": json.dumps(openpose_json(person.keypoints)).encode(),
+                 "framing.json": json.dumps({"photo_size": list(person.photo_size),
+                                             "matrix": np.asarray(person.framing).tolist()}).encode()}
         for file, content in files.items():
             with open(os.path.join(tmp, file), "wb") as f:
                 f.write(content)
@@ -230,9 +234,9 @@ class PhotoStore:
         return PhotoRecord(*row)
 
     def file(self, owner: str, photo_id: str, name: str) -> str:
-        """Path of one of the photo's files (original, person.png, label.png, pose.json)."""
+        """Path of one of the photo's files (original, person.png, label.png, pose.json, framing.json)."""
         self.get(owner, photo_id)
-        if name not in ("original", "person.png", "label.png", "pose.json"):
+        if name not in ("original", "person.png", "label.png", "pose.json", "framing.json"):
             raise NotFound(name)
         return os.path.join(self._dir(photo_id), name)
 
@@ -245,7 +249,16 @@ class PhotoStore:
             label = np.asarray(im)
         with open(os.path.join(folder, "pose.json")) as f:
             keypoints = np.asarray(json.load(f)["people"][0]["pose_keypoints"], np.float64).reshape(18, 3)
-        return StoredPerson(image, label, keypoints)
+        try:
+            with open(os.path.join(folder, "framing.json")) as f:
+                framing = np.asarray(json.load(f)["matrix"], np.float64).reshape(2, 3)
+        except FileNotFoundError:
+            framing = None
+        return StoredPerson(image, label, keypoints, framing)
+
+    def photo(self, owner: str, photo_id: str) -> np.ndarray:
+        """The photo as it was uploaded, decoded upright (as the preprocessing saw it)."""
+        return load_photo(self.file(owner, photo_id, "original"), "the stored photo")
 
     def delete(self, owner: str, photo_id: str) -> None:
         """Removes the photo, its derived files and cached results for good."""

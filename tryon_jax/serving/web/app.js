@@ -6,7 +6,8 @@ const els = Object.fromEntries([...document.querySelectorAll("[id]")]
 
 const state = {
   csrf: "", maxBytes: 0, photos: [], garments: [], photoId: null, garmentId: null,
-  busy: 0, ready: false, tryingOn: false, resultUrl: null, resultPhotoId: null,
+  busy: 0, ready: false, tryingOn: false, resultUrl: null, resultPhotoId: null, resultGarmentId: null,
+  resultView: "photo",
 };
 
 // Small DOM helper: "text" sets textContent, every other prop is an attribute.
@@ -120,13 +121,21 @@ function photoCard(photo) {
 
 function garmentCard(g) {
   const price = typeof g.price === "number" ? `${g.price.toLocaleString("ko-KR")}원` : "";
-  return selectable(el("article", { class: "garment-card card", "data-garment-id": g.id },
+  const available = g.tryon !== false;
+  const card = el("article", { class: available ? "garment-card card" : "garment-card card unavailable",
+                               "data-garment-id": g.id },
     el("img", { src: g.image_url, alt: `${g.brand} ${g.name}`, loading: "lazy" }),
     el("div", { class: "card-body" },
       el("p", { class: "card-sub", text: g.brand }),
       el("p", { class: "card-title", text: g.name }),
-      el("p", { class: "price", text: price })),
-  ), () => { state.garmentId = g.id; clearMessage(); updateSelection(); });
+      el("p", { class: "price", text: price }),
+      available ? "" : el("p", { class: "unavailable-note", text: "Not yet available for try-on" })));
+  if (!available) {
+    card.title = g.tryon_refusal || "Not yet available for try-on";
+    card.setAttribute("aria-disabled", "true");
+    return selectable(card, () => showMessage(card.title));
+  }
+  return selectable(card, () => { state.garmentId = g.id; clearMessage(); updateSelection(); });
 }
 
 function selectPhoto(id) { state.photoId = id; clearMessage(); updateSelection(); }
@@ -192,6 +201,34 @@ function onDelete(button, photo) {
   });
 }
 
+// The try-on in the person's own photo ("photo") or the model's 256x192 picture ("framed");
+// returns the X-Tryon-Cache header.
+async function showResult(photo, garment, view) {
+  const res = await api("/api/tryon", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ photo_id: photo.id, garment_id: garment.id, view }),
+  });
+  const blob = await res.blob();
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = URL.createObjectURL(blob);
+  state.resultView = res.headers.get("X-Tryon-View") || view;
+  els.resultImage.src = state.resultUrl;
+  els.resultCaption.textContent = state.resultView === "photo" ? "Result, in your photo" : "Result, 256×192";
+  // a photo stored before framings were kept comes back framed only: nothing to switch to
+  els.viewButton.hidden = view === "photo" && state.resultView !== "photo";
+  els.viewButton.textContent = state.resultView === "photo" ? "Show the model's 256×192 picture"
+    : "Show it in your photo";
+  return res.headers.get("X-Tryon-Cache");
+}
+
+function onSwitchView() {
+  const photo = state.photos.find((p) => p.id === state.resultPhotoId);
+  const garment = state.garments.find((g) => g.id === state.resultGarmentId);
+  if (!photo || !garment) return;
+  run(() => showResult(photo, garment, state.resultView === "photo" ? "framed" : "photo"));
+}
+
 async function onTryOn() {
   const photo = state.photos.find((p) => p.id === state.photoId);
   const garment = state.garments.find((g) => g.id === state.garmentId);
@@ -201,22 +238,14 @@ async function onTryOn() {
   els.progress.hidden = false;
   const started = performance.now();
   await run(async () => {
-    const res = await api("/api/tryon", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ photo_id: photo.id, garment_id: garment.id }),
-    });
-    const blob = await res.blob();
+    const cache = await showResult(photo, garment, "photo");
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    const cache = res.headers.get("X-Tryon-Cache");
-    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-    state.resultUrl = URL.createObjectURL(blob);
     state.resultPhotoId = photo.id;
+    state.resultGarmentId = garment.id;
     els.resultPerson.src = photo.image_url;
     els.resultPersonCaption.textContent = `You — ${photo.name}`;
     els.resultGarment.src = garment.image_url;
     els.resultGarmentCaption.textContent = `${garment.brand} — ${garment.name}`;
-    els.resultImage.src = state.resultUrl;
     els.result.dataset.cache = cache || "";
     els.resultMeta.textContent = `${cache === "hit" ? "From cache" : cache === "miss" ? "Freshly generated" : "Done"} in ${seconds} s.`;
     els.result.hidden = false;
@@ -230,6 +259,7 @@ async function onTryOn() {
 async function init() {
   els.uploadButton.addEventListener("click", onUpload);
   els.tryonButton.addEventListener("click", onTryOn);
+  els.viewButton.addEventListener("click", onSwitchView);
   els.categoryFilter.addEventListener("change", () => run(loadGarments));
   try {
     await loadSession();

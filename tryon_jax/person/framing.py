@@ -1,0 +1,113 @@
+"""Framing: the scale and shift (no rotation) that turns a person photo into a 256x192 picture
+framed like VITON's, and its inverse, which puts a try-on back into the photo.
+
+VITON's own persons are not all framed alike: BlazePose on the 2032 VITON test photos puts
+the neck (shoulders' midpoint) between x 72 and 118 and y 71 and 104, and the torso (neck to
+mid-hip) between 97 and 145 pixels (2.5th to 97.5th percentiles; ``python -m
+evaluation.preparation_eval --fit`` measures them). So the framing first fits the whole photo
+into 256x192 (the identity for a VITON photo), then moves the person only as far as needed
+to bring its torso length and neck position into those ranges, and never so that the
+photo's bottom edge shows (VITON's persons go on below the picture). 78% of the VITON test photos
+then stay exactly as they are (no resampling), the rest move by a few pixels.
+"""
+import cv2
+import numpy as np
+
+HEIGHT, WIDTH = 256, 192
+NECK_X_RANGE = (72.0, 118.0)
+NECK_Y_RANGE = (71.0, 104.0)
+TORSO_RANGE = (97.0, 145.0)
+WHITE = (255, 255, 255)
+
+
+def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The 2x3 map ``a`` after ``b``."""
+    return (np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]]))[:2]
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    return np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+
+
+def fit_matrix(width: int, height: int) -> np.ndarray:
+    """Pixel centres of a width x height photo -> the 192x256 frame, the whole photo scaled to
+    fit and centred (the identity for a 192x256 photo)."""
+    f = min(HEIGHT / height, WIDTH / width)
+    # x' + 0.5 = f (x + 0.5) + (WIDTH - f width) / 2
+    return np.array([[f, 0, 0.5 * f - 0.5 + (WIDTH - f * width) / 2],
+                     [0, f, 0.5 * f - 0.5 + (HEIGHT - f * height) / 2]])
+
+
+def framing_matrix(neck: np.ndarray, hip: np.ndarray, width: int, height: int) -> np.ndarray:
+    """2x3 map (photo pixel centres -> 192x256 pixel centres) from the neck and the mid-hip in
+    photo pixels: the fitted photo, scaled about the neck into TORSO_RANGE and shifted into
+    NECK_X_RANGE x NECK_Y_RANGE; zoomed in and moved down where the photo's bottom edge would
+    otherwise show. Exactly the identity when a 192x256 photo needs no move of
+    a pixel or more."""
+    fit = fit_matrix(width, height)
+    neck_f = fit @ np.append(neck, 1.0)
+    torso_f = fit[0, 0] * max(float(np.linalg.norm(np.asarray(hip) - neck)), 1e-6)
+    s = float(np.clip(torso_f, *TORSO_RANGE)) / torso_f
+    target = np.array([np.clip(neck_f[0], *NECK_X_RANGE), np.clip(neck_f[1], *NECK_Y_RANGE)])
+    # VITON's persons go on below the picture's bottom edge: where the photo's bottom edge
+    # would show, zoom in about the neck (as far as TORSO_RANGE allows), then move down
+    bottom_f = fit[1, 1] * (height - 0.5) + fit[1, 2] - neck_f[1]  # below the neck, fitted
+    if target[1] + s * bottom_f < HEIGHT - 0.5:
+        s = max(s, min((HEIGHT - 0.5 - target[1]) / bottom_f, TORSO_RANGE[1] / torso_f))
+        target[1] = max(target[1], HEIGHT - 0.5 - s * bottom_f)
+    matrix = _compose(np.array([[s, 0, target[0] - s * neck_f[0]], [0, s, target[1] - s * neck_f[1]]]), fit)
+    if (width, height) == (WIDTH, HEIGHT) and max_displacement(matrix) < 1.0:
+        return np.eye(2, 3)
+    return matrix
+
+
+def max_displacement(matrix: np.ndarray) -> float:
+    """How far (pixels) the map moves any pixel of the 192x256 frame from where it was."""
+    corners = np.array([[0, 0, 1], [WIDTH - 1, 0, 1], [0, HEIGHT - 1, 1], [WIDTH - 1, HEIGHT - 1, 1]], float)
+    return float(np.abs(corners @ matrix.T - corners[:, :2]).max())
+
+
+def frame(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """The framed 256x192 person. The identity copies the photo; large photos are first shrunk
+    with area averaging (no aliasing), then the rest of the map is bilinear; outside the photo
+    is white."""
+    if image.shape[:2] == (HEIGHT, WIDTH) and np.array_equal(matrix, np.eye(2, 3)):
+        return image.copy()
+    s = matrix[0, 0]
+    if s < 0.8:
+        h, w = image.shape[:2]
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        # pixel centres: x_small = (x + 0.5) * nw / w - 0.5
+        fx, fy = nw / w, nh / h
+        matrix = _compose(matrix, invert(np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5]])))
+    return cv2.warpAffine(image, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=WHITE)
+
+
+def paste_back(photo: np.ndarray, result: np.ndarray, changed: np.ndarray, matrix: np.ndarray,
+               feather: float = 2.0) -> np.ndarray:
+    """The try-on composited back into the person's own photo, at the photo's resolution.
+
+    ``result`` (h, w, 3) uint8 and ``changed`` (h, w) in {0, 1} are the model's output and the
+    region it replaced, at any resolution of the 3:4 frame; ``matrix`` the photo's framing. The
+    region, grown by ``feather`` framed pixels and blurred by as much, is the blend weight: the
+    model's pixels inside it, a soft edge around it, and every other pixel of the photo as it
+    was (bit for bit)."""
+    h, w = photo.shape[:2]
+    rh, rw = result.shape[:2]
+    sx, sy = rw / WIDTH, rh / HEIGHT
+    to_result = _compose(np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]]), matrix)
+    back = invert(to_result)
+    interpolation = cv2.INTER_CUBIC if to_result[0, 0] < 1 else cv2.INTER_LINEAR  # enlarging: cubic
+    picture = cv2.warpAffine(result, back, (w, h), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+    grown = cv2.dilate(np.asarray(changed, np.uint8).reshape(rh, rw), np.ones((3, 3), np.uint8),
+                       iterations=max(1, round(feather * sx)))
+    alpha = cv2.warpAffine(grown.astype(np.float32), back, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    blur = feather * sx / to_result[0, 0]  # the feather in photo pixels
+    if blur >= 0.5:
+        radius = int(np.ceil(2 * blur))
+        alpha = cv2.GaussianBlur(alpha, (2 * radius + 1, 2 * radius + 1), blur)
+    alpha = np.clip(alpha, 0, 1)[..., None]
+    blended = np.round(photo * (1 - alpha) + picture.astype(np.float32) * alpha)
+    return np.where(alpha > 0, blended, photo).astype(np.uint8)
