@@ -6,13 +6,11 @@ strong colour cast). Writes JSON and Markdown.
     python -m evaluation.parser_eval --data_dir=TFDS_DIR [--weights=parser.npz] [--out=DIR]
 """
 import argparse
-import json
-import os
 import sys
 
 from tqdm import tqdm
 
-from tryon_jax.core import files
+from evaluation.report import save_json_and_markdown
 from tryon_jax.metrics import parsing
 from tryon_jax.models.parser import Parser, check_scales
 from tryon_jax.person.training.parser_calibrate import parse_scales
@@ -96,11 +94,8 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with files.atomic_write(os.path.join(args.out, "parser_eval.json"), "w") as f:
-        json.dump(report, f, indent=1)
     text = markdown(report)
-    with files.atomic_write(os.path.join(args.out, "parser_eval.md"), "w") as f:
-        f.write(text)
+    save_json_and_markdown(args.out, "parser_eval", report, text)
     print(text)
     return 0
 

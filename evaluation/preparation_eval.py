@@ -12,14 +12,13 @@ evaluation's off-distribution versions (clutter, small, crop, colour). Writes JS
 """
 import argparse
 import json
-import os
 import sys
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from tryon_jax.core import files
+from evaluation.report import save_json_and_markdown
 from tryon_jax.metrics import parsing
 
 VARIANTS = ("clean", "clutter", "small", "crop", "colour")
@@ -155,11 +154,8 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with files.atomic_write(os.path.join(args.out, "preparation_eval.json"), "w") as f:
-        json.dump(report, f, indent=1)
     text = markdown(report)
-    with files.atomic_write(os.path.join(args.out, "preparation_eval.md"), "w") as f:
-        f.write(text)
+    save_json_and_markdown(args.out, "preparation_eval", report, text)
     print(text)
     return 0
 

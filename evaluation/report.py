@@ -1,4 +1,5 @@
 """The evaluation report: a Markdown table and a PNG plot of each metric over steps (PIL only)."""
+import json
 import os
 import textwrap
 
@@ -83,3 +84,11 @@ def write(results: list[dict], out_dir: str) -> None:
     with files.atomic_write(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(markdown(results))
     files.save_png(os.path.join(out_dir, "metrics.png"), plot(results))
+
+
+def save_json_and_markdown(out_dir: str, stem: str, report: dict, text: str) -> None:
+    """OUT/<stem>.json (the report) and OUT/<stem>.md (its table), each written atomically."""
+    with files.atomic_write(os.path.join(out_dir, stem + ".json"), "w") as f:
+        json.dump(report, f, indent=1)
+    with files.atomic_write(os.path.join(out_dir, stem + ".md"), "w") as f:
+        f.write(text)

@@ -3,6 +3,7 @@ them (clutter, small on a big canvas, large and EXIF-rotated, transparent, colou
 are framed, parsed and posed well enough, try-on accepts the result, and every refusal
 names the photo and the problem."""
 import io
+import json
 import shutil
 
 import cv2
@@ -293,3 +294,28 @@ def test_tryon_cli_takes_photos(tmp_path):
     margin = 12  # the soft edge: 2 frame pixels grown and blurred, ~2.3 photo pixels each
     assert ys.min() >= y0 - margin and ys.max() <= y1 + margin and xs.min() >= x0 - margin and xs.max() <= x1 + margin
     assert 0.02 < changed.mean() and not changed[int(y0):int(y1), int(x0):int(x1)].all()
+
+
+def test_preparation_eval_scores_what_users_get(tmp_path, capsys):
+    """python -m evaluation.preparation_eval on 8 sample persons, clean and 0.6x off-centre:
+    every person prepared, labels and pose scored against VITON's moved by the framing
+    (measured on these 8, clean: mIoU common 0.852, PCK 0.973, identity framing for 7; labels and
+    pose come from decisions far from their ties, so these bounds hold on any CPU)."""
+    from evaluation import preparation_eval
+    from tryon_jax.data import input_pipeline
+    data_dir = str(tmp_path / "tfds")
+    input_pipeline.ensure_dataset("viton/acgpn", data_dir, str(SAMPLE))
+    out = tmp_path / "eval"
+    argv = ["--data_dir", data_dir, "--name", "viton/acgpn", "--count", "8", "--variants", "clean,small"]
+    assert preparation_eval.main(argv + ["--out", str(out)]) == 0
+    report = json.loads((out / "preparation_eval.json").read_text())
+    clean, small = report["results"]["clean"], report["results"]["small"]
+    assert clean["persons"] == small["persons"] == 8 and clean["refused"] == 0
+    assert clean["miou_common"] > 0.78 and clean["pose_pck"] > 0.9 and clean["framing_identity"] >= 6
+    assert small["framing_identity"] == 0 and small["framing_mean_scale_change"] > 0.3  # 0.6x: zoomed back
+    assert "| **miou_common** |" in (out / "preparation_eval.md").read_text()
+    capsys.readouterr()
+    assert preparation_eval.main(argv[:6] + ["--fit"]) == 0  # the framing's ranges, from BlazePose
+    fitted = json.loads(capsys.readouterr().out)
+    assert fitted["persons"] == 8 and 60 < fitted["torso"]["p50"] < 180
+    assert preparation_eval.main(argv[:4] + ["--variants", "clean,hats"]) == 2
