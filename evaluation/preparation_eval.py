@@ -5,10 +5,11 @@ the framing's mean scale change and shift, on the clean test photos and the pars
 evaluation's off-distribution versions (clutter, small, crop, colour). Writes JSON and Markdown.
 
     python -m evaluation.preparation_eval --data_dir=TFDS_DIR [--count=N] [--variants=clean,small]
-    python -m evaluation.preparation_eval --data_dir=TFDS_DIR --fit   # framing ranges from BlazePose
+    python -m evaluation.preparation_eval --data_dir=TFDS_DIR --split=train --fit   # framing ranges
 
 ``--fit`` prints where BlazePose finds the neck and how long the torso is on the clean photos
-(the percentiles person.framing's ranges come from) and the torso / shoulder-width ratio.
+(the percentiles person.framing's ranges come from, measured on the train split) and the torso /
+shoulder-width ratio (person.preprocessor.TORSO_PER_SHOULDER).
 """
 import argparse
 import json
@@ -25,25 +26,30 @@ VARIANTS = ("clean", "clutter", "small", "crop", "colour")
 
 
 def variant_batches(data_dir: str, name: str, split: str, count: int, variants, chunk: int = 32):
-    """(variant, uint8 images, labels, keypoints) per chunk of the split and variant; the
-    labels and keypoints moved with the variant's picture."""
+    """(variant, uint8 images, labels, keypoints) per chunk of the split's first ``count``
+    photos (0: all) and variant; the labels and keypoints moved with the variant's picture."""
     import jax
 
     from tryon_jax.data import input_pipeline
-    from tryon_jax.person.training import parser_augment, parser_train
+    from tryon_jax.person.training import parser_augment
     size = len(input_pipeline.data_source(name, split, data_dir))
-    examples = parser_train.load_examples(name, split, data_dir, min(count or size, size))
-    n = len(examples["image"])
-    source = np.roll(examples["color"], 1, axis=0)  # another person's garment for the clutter
-    for start in range(0, n, chunk):
-        part = slice(start, min(start + chunk, n))
-        image = examples["image"][part].astype(np.float32) / 255
-        label = examples["label"][part][..., 0].astype(np.int32)
-        keypoints = examples["pose_keypoints"][part].astype(np.float32)
+    count = min(count or size, size)
+    loader = input_pipeline.create_loader(name, split, chunk, data_dir=data_dir, shuffle=False, num_epochs=1,
+                                          drop_remainder=False, shard=(0, 1))
+    seen = 0
+    for batch in loader:
+        take = min(len(batch["image"]), count - seen)
+        image = batch["image"][:take].astype(np.float32) / 255
+        label = batch["label"][:take][..., 0].astype(np.int32)
+        keypoints = batch["pose_keypoints"][:take].astype(np.float32)
+        source = np.roll(batch["color"][:take], 1, axis=0).astype(np.float32) / 255  # another garment: clutter
         for kind in variants:
             x, y, kp = jax.device_get(jax.vmap(lambda a, b, c, d: parser_augment.off_distribution(kind, a, b, c, d))(
-                image, label, keypoints, source[part].astype(np.float32) / 255))
+                image, label, keypoints, source))
             yield kind, np.clip(np.round(np.asarray(x) * 255), 0, 255).astype(np.uint8), np.asarray(y), np.asarray(kp)
+        seen += take
+        if seen >= count:
+            break
 
 
 def moved_truth(label: np.ndarray, keypoints: np.ndarray, matrix: np.ndarray) -> tuple:
@@ -111,10 +117,11 @@ def fit(data_dir: str, name: str = "viton/cpvton", split: str = "test", count: i
             necks.append(neck)
             torsos.append(np.linalg.norm(hip - neck))
             ratios.append(torsos[-1] / np.linalg.norm(xy[11] - xy[12]))
-    q = lambda a, ps: {f"p{p:g}": round(float(np.percentile(a, p)), 2) for p in ps}  # noqa: E731
+    ps = (0.5, 2.5, 50, 97.5, 99.5)  # person.framing: *_KEEP from the outer, *_RANGE from the inner pair
+    q = lambda a: {f"p{p:g}": round(float(np.percentile(a, p)), 2) for p in ps}  # noqa: E731
     necks = np.array(necks)
-    return {"persons": len(torsos), "neck_x": q(necks[:, 0], (5, 50, 95)), "neck_y": q(necks[:, 1], (5, 50, 95)),
-            "torso": q(torsos, (5, 50, 95)), "torso_per_shoulder": q(ratios, (2.5, 50, 97.5))}
+    return {"persons": len(torsos), "neck_x": q(necks[:, 0]), "neck_y": q(necks[:, 1]), "torso": q(torsos),
+            "torso_per_shoulder": q(ratios)}
 
 
 def markdown(report: dict) -> str:

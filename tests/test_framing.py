@@ -12,8 +12,10 @@ def _apply(matrix, xy):
     return np.asarray(matrix) @ np.append(xy, 1.0)
 
 
-def test_a_person_framed_like_viton_is_left_alone():
-    m = framing.framing_matrix(np.array([95.0, 84.0]), np.array([96.0, 203.0]), W, H)
+@pytest.mark.parametrize("neck, hip", [((95.0, 84.0), (96.0, 203.0)),
+                                       ((66.0, 64.0), (66.0, 154.0))])  # unusual, still as VITON has them
+def test_a_person_framed_like_viton_is_left_alone(neck, hip):
+    m = framing.framing_matrix(np.array(neck), np.array(hip), W, H)
     assert np.array_equal(m, np.eye(2, 3))
     photo = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
     framed = framing.frame(photo, m)

@@ -5,7 +5,7 @@ try-on, the data builders and the service.
 What ACGPN can use, and so what is accepted: one person whose shoulders are in the photo and
 who is shown at least down to the waist (75% of the way from the neck to the hips; VITON's
 test photos show 90% or more). Hips below the bottom edge are taken from the pose model, with
-the torso held to 1.33-2.0 shoulder widths (VITON's 2.5th-97.5th percentiles) since they are
+the torso held to 1.33-1.98 shoulder widths (VITON train's 2.5th-97.5th percentiles) since they are
 then a guess. A photo cut at the chin or nose is accepted: the framed picture is white above
 the photo's edge, the parser finds no face or hair there, and the face keypoints (nose, eyes,
 ears) are left out of the pose, as OpenPose leaves out what it cannot see.
@@ -31,7 +31,7 @@ MIN_TORSO_SHOWN = 0.75
 # BlazePose alone; with clutter, 0.6x off-centre or a colour cast 0.960-0.982 fused. The
 # heatmaps never find knees (VITON's annotations have a few): those come from BlazePose.
 HEATMAP_MIN_PEAK = 0.3
-TORSO_PER_SHOULDER = (1.33, 2.0)
+TORSO_PER_SHOULDER = (1.33, 1.98)
 
 
 class PersonError(ValueError):
