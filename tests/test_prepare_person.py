@@ -281,8 +281,9 @@ def test_tryon_cli_takes_photos(tmp_path):
     assert (out / "results" / "me__001744_1.png").is_file() and (out / "strips" / "me__001744_1.png").is_file()
     record = read_framing(str(out / "persons"), "me.jpg")
     assert record["photo"] == str(photo) and record["photo_size"] == [900, 800]
-    # the person's pixels map near 2x its VITON pixels (the framing keeps the 256x192 scale)
-    assert 0.4 < record["matrix"][0, 0] < 0.6
+    # the person, 2x VITON's size (a torso of ~240 photo pixels) on a large canvas, is brought
+    # into VITON's torso range (97-146 framed pixels): a scale of about 0.4 to 0.6
+    assert 0.35 < record["matrix"][0, 0] < 0.72
     pasted = np.asarray(Image.open(out / "pasted" / "me__001744_1.png"))
     assert pasted.shape == canvas.shape
     changed = np.any(pasted != canvas, axis=-1)
