@@ -68,7 +68,7 @@ def _variants(name):
 
 def _resized(sx, sy, x0=0.0, y0=0.0):
     """Pixel centres of the clean photo -> those of a copy resized by (sx, sy) and put at (x0, y0)."""
-    return np.array([[sx, 0, 0.5 * sx - 0.5 + x0], [0, sy, 0.5 * sy - 0.5 + y0]])
+    return framing.scale_matrix(sx, sy) + [[0, 0, x0], [0, 0, y0]]
 
 
 # Where each variant puts the clean photo's pixels (see _variants).

@@ -35,13 +35,17 @@ def invert(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
 
 
+def scale_matrix(sx: float, sy: float) -> np.ndarray:
+    """Pixel centres of a picture -> those of the picture resized by (sx, sy):
+    x' + 0.5 = sx (x + 0.5)."""
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]])
+
+
 def fit_matrix(width: int, height: int) -> np.ndarray:
     """Pixel centres of a width x height photo -> the 192x256 frame, the whole photo scaled to
     fit and centred (the identity for a 192x256 photo)."""
     f = min(HEIGHT / height, WIDTH / width)
-    # x' + 0.5 = f (x + 0.5) + (WIDTH - f width) / 2
-    return np.array([[f, 0, 0.5 * f - 0.5 + (WIDTH - f * width) / 2],
-                     [0, f, 0.5 * f - 0.5 + (HEIGHT - f * height) / 2]])
+    return scale_matrix(f, f) + [[0, 0, (WIDTH - f * width) / 2], [0, 0, (HEIGHT - f * height) / 2]]
 
 
 def framing_matrix(neck: np.ndarray, hip: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -57,7 +61,7 @@ def framing_matrix(neck: np.ndarray, hip: np.ndarray, width: int, height: int) -
     fills_bottom = fit[1, 1] * (height - 0.5) + fit[1, 2] >= HEIGHT - 0.5 - 1e-9
     if fills_bottom and all(lo <= v <= hi for v, (lo, hi) in
                             zip((neck_f[0], neck_f[1], torso_f), (NECK_X_KEEP, NECK_Y_KEEP, TORSO_KEEP))):
-        return np.eye(2, 3) if (width, height) == (WIDTH, HEIGHT) else fit
+        return fit  # the identity for a 192x256 photo
     s = float(np.clip(torso_f, *TORSO_RANGE)) / torso_f
     target = np.array([np.clip(neck_f[0], *NECK_X_RANGE), np.clip(neck_f[1], *NECK_Y_RANGE)])
     # VITON's persons go on below the picture's bottom edge: where the photo's bottom edge
@@ -91,9 +95,7 @@ def frame(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        # pixel centres: x_small = (x + 0.5) * nw / w - 0.5
-        fx, fy = nw / w, nh / h
-        matrix = _compose(matrix, invert(np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5]])))
+        matrix = _compose(matrix, invert(scale_matrix(nw / w, nh / h)))
     return cv2.warpAffine(image, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=WHITE)
 
@@ -110,7 +112,7 @@ def paste_back(photo: np.ndarray, result: np.ndarray, changed: np.ndarray, matri
     h, w = photo.shape[:2]
     rh, rw = result.shape[:2]
     sx, sy = rw / WIDTH, rh / HEIGHT
-    to_result = _compose(np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]]), matrix)
+    to_result = _compose(scale_matrix(sx, sy), matrix)
     back = invert(to_result)
     interpolation = cv2.INTER_CUBIC if to_result[0, 0] < 1 else cv2.INTER_LINEAR  # enlarging: cubic
     picture = cv2.warpAffine(result, back, (w, h), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
