@@ -1,18 +1,11 @@
 """Shared measuring helpers of the benchmark scripts (each prints JSON)."""
+import platform
 import resource
 import time
 
 import jax
-import numpy as np
 
-
-def numpy_matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 matmul rate through numpy (the reference peak of every benchmark)."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-    a @ b
-    best = min(timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+from benchmarks.machine import cpu_model, numpy_matmul_gflops
 
 
 def timed(fn) -> float:
@@ -52,7 +45,6 @@ def report(benchmark: str, run_all, **fields) -> dict:
     matmul measurements and returns the JSON report: the fractions of this machine's matmul
     rate (and of the accelerator's own, when there is one), the machine and peak RSS."""
     import os
-    import platform
     before = numpy_matmul_gflops()
     runs = run_all()
     after = numpy_matmul_gflops()
@@ -63,7 +55,7 @@ def report(benchmark: str, run_all, **fields) -> dict:
         if device_peak:
             r["fraction_of_device_f32_matmul"] = round(r["achieved_gflops"] / device_peak["float32"], 3)
     return {"benchmark": benchmark, **fields, "device": str(jax.devices()[0]), "device_count": jax.device_count(),
-            "backend": jax.default_backend(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "backend": jax.default_backend(), "cpu_count": os.cpu_count(), "machine": platform.machine(), **cpu_model(),
             "numpy_matmul_gflops": round(peak, 1),
             "numpy_matmul_gflops_before_after": [round(before, 1), round(after, 1)],
             "device_matmul_gflops": device_peak, "runs": runs, "peak_rss_mb": peak_rss_mb(),

@@ -4,6 +4,7 @@ best time and GFLOP/s against this machine's numpy float32 matmul rate measured 
 run; the discrete edits between the stages are timed as 'edits'. Prints JSON.
 
     python benchmarks/tryon_stages.py [--batch-size 1] [--iters 5] [--model shipped|recipe]
+                                      [--cpu-conv auto,eigen,ynnpack]
 """
 import argparse
 import functools
@@ -18,6 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from benchmarks.common import report, timed, xla_flops  # noqa: E402
 from tryon_jax.acgpn import batches, inference  # noqa: E402
+from tryon_jax.core import xla_cpu  # noqa: E402
 from tryon_jax.data import loader_ops, samples  # noqa: E402
 from tryon_jax.models.spec import ModelSpec  # noqa: E402
 from tryon_jax.weights import shipped, sources  # noqa: E402
@@ -46,7 +48,7 @@ def stage_functions(spec: ModelSpec) -> dict:
     return {"G1": g1, "G2": g2, "edits": edits, "STN+U": stn_u, "G": g}
 
 
-def bench(variables, spec: ModelSpec, batch_size: int, iters: int) -> list[dict]:
+def bench(variables, spec: ModelSpec, batch_size: int, iters: int, cpu_conv: str) -> list[dict]:
     pairs = samples.read_pairs(os.path.join(SAMPLE, "test_pairs.txt"))
     raw = samples.stack([samples.load_raw(SAMPLE, pairs[i % len(pairs)]) for i in range(batch_size)],
                         samples.RAW_KEYS)
@@ -55,20 +57,21 @@ def bench(variables, spec: ModelSpec, batch_size: int, iters: int) -> list[dict]
     batch = prepare(raw)
     full = jax.jit(functools.partial(inference.tryon_graph, spec=spec))(variables, batch, keys)
     state = {**batch, **full}
-    runs, total = [], 0.0
+    runs, total, library = [], 0.0, xla_cpu.choice(cpu_conv)
     for name, fn in stage_functions(spec).items():
         lowered = jax.jit(fn).lower(variables, state)
         flops = xla_flops(lowered)
-        compiled = lowered.compile()
+        compiled = lowered.compile(compiler_options=xla_cpu.compiler_options(cpu_conv))
         compiled(variables, state).block_until_ready()
         best = min(timed(lambda: compiled(variables, state)) for _ in range(iters))
         total += best
-        runs.append({"stage": name, "batch_size": batch_size, "step_s_best": round(best, 4),
+        runs.append({"stage": name, "batch_size": batch_size, "cpu_conv": library, "step_s_best": round(best, 4),
                      "gflop_per_pair": round(flops / batch_size / 1e9, 2),
                      "achieved_gflops": round(flops / best / 1e9, 1)})
     for r in runs:
         r["share_of_time"] = round(r["step_s_best"] / total, 3)
-    return runs
+    return runs + [{"stage": "total", "batch_size": batch_size, "cpu_conv": library, "step_s_best": round(total, 4),
+                    "s_per_pair": round(total / batch_size, 4)}]
 
 
 def main():
@@ -77,13 +80,19 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--model", default="recipe", choices=["recipe", "shipped"],
                     help="recipe: ACGPN's full size with deterministic random weights; shipped: the shipped model")
+    ap.add_argument("--cpu-conv", default="auto", help="comma-separated: " + ",".join(xla_cpu.CHOICES))
     args = ap.parse_args()
     if args.model == "shipped":
         variables, spec, _ = shipped.load_model()
     else:
         variables, spec = sources.recipe_variables(), ModelSpec()
     variables = jax.device_put(variables)
-    print(json.dumps(report("tryon_stages", lambda: bench(variables, spec, args.batch_size, args.iters),
+
+    def run_all():
+        convs = args.cpu_conv.split(",")
+        return [r for conv in convs for r in bench(variables, spec, args.batch_size, args.iters, conv)]
+
+    print(json.dumps(report("tryon_stages", run_all,
                             model=args.model, batch_size=args.batch_size), indent=1))
 
 

@@ -14,7 +14,6 @@ replaced, with a soft edge; the rest of the photo untouched).
 """
 import argparse
 import concurrent.futures
-import functools
 import os
 import sys
 
@@ -23,7 +22,7 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from tryon_jax.acgpn import batches, inference
-from tryon_jax.core import files
+from tryon_jax.core import files, xla_cpu
 from tryon_jax.data import loader_ops, samples
 from tryon_jax.models.spec import ModelSpec
 from tryon_jax.person import framing
@@ -33,7 +32,7 @@ from tryon_jax.weights import sources
 OUTPUTS = ("fake_image", "warped", "fake_c", "changed")
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "dtype"))
+@xla_cpu.jit(static_argnames=("spec", "dtype"))
 def _tryon_images(variables, raw, keys, spec: ModelSpec, dtype=None):
     batch = batches.resize(loader_ops.prepare(raw), spec.height, spec.width)
     out = inference.tryon_graph(variables, batch, keys, dtype=dtype, spec=spec)

@@ -5,12 +5,12 @@ Inputs are the original loader's tensors in NHWC float32: ``label`` (B,H,W,1) cl
 (B,H,W,18) in [-1, 1]. Outputs use the golden intermediates' names, in NHWC. The numbered
 quirks refer to ../shared/golden/acgpn/README.md; every one is reproduced.
 """
-import functools
 
 import jax
 import jax.numpy as jnp
 
 from tryon_jax.acgpn import losses
+from tryon_jax.core import xla_cpu
 from tryon_jax.models import layers
 from tryon_jax.models.networks import acgpn_module
 from tryon_jax.models.spec import DEFAULT as DEFAULT_SPEC
@@ -215,7 +215,7 @@ def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None 
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "spec"))
+@xla_cpu.jit(static_argnames=("dtype", "spec"))
 def tryon(variables: dict, batch: dict, noise_or_key, inject: dict | None = None, dtype=None,
           spec: ModelSpec = DEFAULT_SPEC) -> dict:
     """Batched ACGPN try-on: G1 layout -> G2 cloth mask -> U warp + composition -> G image.

@@ -5,7 +5,6 @@ overall and per ACGPN difficulty. Used by ``python -m evaluation`` and by the pa
 Images are compared as a person sees the saved results: generated images are quantised to
 uint8 (like the PNGs) and compared with the real person images at their resolution.
 """
-import functools
 import math
 
 import jax
@@ -16,6 +15,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from tryon_jax.acgpn import batches, inference
+from tryon_jax.core import xla_cpu
 from tryon_jax.data import loader_ops, samples
 from tryon_jax.metrics import ssim
 from tryon_jax.models.spec import ModelSpec
@@ -24,7 +24,7 @@ SPLITS = ("all", "easy", "medium", "hard")
 DIFFICULTIES = ("easy", "medium", "hard", "unknown")  # the VITON builder's ClassLabel names, in order
 
 
-@functools.partial(jax.jit, static_argnames="spec")
+@xla_cpu.jit(static_argnames="spec")
 def results_uint8(variables, raw, keys, spec: ModelSpec):
     """uint8 (B, H, W, 3) try-on images at the model's resolution from a raw batch."""
     batch = batches.resize(loader_ops.prepare(raw), spec.height, spec.width)

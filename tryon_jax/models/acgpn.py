@@ -22,8 +22,10 @@ class Refine(nn.Module):
     dtype: jnp.dtype | None = None
     ngf: int = 64  # base width (64 in ACGPN; smaller for the demo)
 
-    def _conv_in_relu(self, x, features, name):
-        x = layers.conv(features, 3, 1, 1, name=name, dtype=self.dtype)(x)
+    def _conv_in_relu(self, x, features, name, upsample=False):
+        conv = layers.upsample_conv(features, name, self.dtype) if upsample else layers.conv(
+            features, 3, 1, 1, name=name, dtype=self.dtype)
+        x = conv(x)
         return nn.relu(layers.instance_norm(layers.at_least_float32(x))).astype(x.dtype)
 
     def _block(self, x, index, features):
@@ -44,7 +46,7 @@ class Refine(nn.Module):
         y = skips.pop()
         self.sow("intermediates", "conv5", y)
         for index, mult in _UP:
-            y = self._conv_in_relu(layers.upsample_nearest2x(y), mult * self.ngf, f"up{index}_1")
+            y = self._conv_in_relu(y, mult * self.ngf, f"up{index}_1", upsample=True)
             y = self._block(jnp.concatenate([skips.pop(), y], axis=-1), index, mult * self.ngf)
         y = layers.conv(self.out_channels, 3, 1, 1, name="conv9_6", dtype=self.dtype)(y)
         return layers.at_least_float32(y)

@@ -26,6 +26,62 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, name: st
                    padding=((padding, padding), (padding, padding)), name=name, dtype=dtype)
 
 
+# Below this many low-resolution pixels (batch x height x width) the phase kernels cost more to
+# form than the 20 of 36 taps per output pixel they save (benchmarks/conv_lowering.py measures both).
+PHASED_MIN_PIXELS = 512
+
+
+def _phase_taps(w: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """A 3-tap kernel axis after nearest x2 upsampling, as two 2-tap kernels at the low
+    resolution: even outputs read (t-1, t) with (w0, w1 + w2), odd ones (t, t+1) with
+    (w0 + w1, w2)."""
+    w0, w1, w2 = (jnp.take(w, i, axis=axis) for i in range(3))
+    return jnp.stack([w0, w1 + w2], axis), jnp.stack([w0 + w1, w2], axis)
+
+
+def upsample2x_conv3x3(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                       dimension_numbers=None, feature_group_count=1, precision=None):
+    """conv3x3(UpsamplingNearest2d(lhs), rhs) with zero padding 1, NHWC/HWIO; the signature of
+    lax.conv_general_dilated so that nn.Conv keeps its parameters.
+
+    An output pixel's 3x3 taps fall on only 2x2 distinct low-resolution pixels, so the four
+    output phases are one 2x2 convolution at the low resolution with 4x the output channels:
+    16 taps per low-resolution pixel instead of 36, summing the same products (the merged
+    weights w0 + w1 and w1 + w2 round once more). Small inputs take the plain upsample + conv,
+    whose kernel needs no merging, and so do dtypes other than float32: XLA:CPU has no fast 2x2
+    convolution for them (float64 ran 300x slower).
+    """
+    if (lhs.ndim != 4 or rhs.shape[:2] != (3, 3) or tuple(window_strides) != (1, 1) or feature_group_count != 1
+            or tuple(map(tuple, padding)) != ((1, 1), (1, 1))):
+        raise ValueError("upsample2x_conv3x3 is a 3x3, stride 1, padding 1 convolution of NHWC images")
+    dimension_numbers = dimension_numbers or ("NHWC", "HWIO", "NHWC")
+    b, h, w, _ = lhs.shape
+    if lhs.dtype != jnp.float32 or (b if isinstance(b, int) else 1) * h * w < PHASED_MIN_PIXELS:
+        return jax.lax.conv_general_dilated(upsample_nearest2x(lhs), rhs, (1, 1), padding,
+                                            dimension_numbers=dimension_numbers, precision=precision)
+    return phased_upsample2x_conv3x3(lhs, rhs, dimension_numbers, precision)
+
+
+def phased_upsample2x_conv3x3(lhs, rhs, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=None):
+    """``upsample2x_conv3x3`` as the four output phases of one 2x2 convolution, at any size."""
+    b, h, w, _ = lhs.shape
+    phases = [kw for kh in _phase_taps(rhs, 0) for kw in _phase_taps(kh, 1)]  # (a, b) = 00, 01, 10, 11
+    out = jax.lax.conv_general_dilated(lhs, jnp.concatenate(phases, -1), (1, 1), ((1, 1), (1, 1)),
+                                       dimension_numbers=dimension_numbers, precision=precision)
+    c = rhs.shape[-1]
+    # Phase (a, b) of low-res pixel (i, j) is output pixel (2i + a, 2j + b), read at out[i + a, j + b].
+    rows = [jnp.stack([out[:, a:a + h, bb:bb + w, (2 * a + bb) * c:(2 * a + bb + 1) * c] for bb in (0, 1)], 3)
+            for a in (0, 1)]
+    return jnp.stack(rows, 2).reshape(b, 2 * h, 2 * w, c)
+
+
+def upsample_conv(features: int, name: str | None = None, dtype=None) -> nn.Conv:
+    """torch Sequential(UpsamplingNearest2d(2), Conv2d(k=3, padding=1)) as one Flax Conv (the
+    same parameters as ``conv``) computed by ``upsample2x_conv3x3``."""
+    return nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), name=name, dtype=dtype,
+                   conv_general_dilated=upsample2x_conv3x3)
+
+
 class ConvTranspose(nn.Module):
     """torch.nn.ConvTranspose2d(k, stride, padding, output_padding).
 

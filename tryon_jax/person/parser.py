@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tryon_jax.core import xla_cpu
 from tryon_jax.models.parser import HEATMAP_STRIDE, NUM_LABELS, Parser, check_scales
 from tryon_jax.models.parser import predict as predict_labels
 from tryon_jax.weights.params_io import unflatten
@@ -110,7 +111,7 @@ class HumanParser:
         model = Parser.from_meta(self.meta)
         bias = self.meta.get("label_bias")
 
-        @jax.jit
+        @xla_cpu.jit
         def predict(params, images):
             labels, heatmaps = predict_labels(model, params, images.astype(jnp.float32) / 127.5 - 1, self.flip, bias,
                                               self.scales)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tryon_jax.core import files
+from tryon_jax.core import files, xla_cpu
 from tryon_jax.data.loader_ops import pose_boxes
 from tryon_jax.serving import exported as export_format
 
@@ -36,7 +36,7 @@ class ExportedTryOn:
                            os.path.join(export_dir, export_format.params_io.PARAMS_FILE)])[:16]
         self.output_size = tuple(self.meta.get("output_size", (256, 192)))
         self.batch_size = max_batch
-        self._call = jax.jit(exported.call)
+        self._call = xla_cpu.jit(exported.call)
         self._key = np.asarray(jax.random.key_data(jax.random.key(0)), np.uint32)
 
     @staticmethod
