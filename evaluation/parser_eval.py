@@ -10,7 +10,7 @@ import sys
 
 from tqdm import tqdm
 
-from evaluation.report import save_json_and_markdown
+from evaluation.report import write_report
 from tryon_jax.metrics import parsing
 from tryon_jax.models.parser import Parser, check_scales
 from tryon_jax.person.training.parser_calibrate import parse_scales
@@ -86,18 +86,11 @@ def main(argv=None) -> int:
     ap.add_argument("--scales", help="comma-separated test-time scales, 1 first (default: as the weights file says)")
     ap.add_argument("--out", default="parser_eval", help="folder for parser_eval.json and parser_eval.md")
     args = ap.parse_args(argv)
-    try:
-        report = evaluate(args.weights, args.data_dir, args.name, args.split, args.count,
-                          flip=None if args.flip is None else args.flip == "on",
-                          bias=None if args.bias is None else args.bias == "on",
-                          scales=None if args.scales is None else parse_scales(args.scales))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    text = markdown(report)
-    save_json_and_markdown(args.out, "parser_eval", report, text)
-    print(text)
-    return 0
+    return write_report(lambda: evaluate(args.weights, args.data_dir, args.name, args.split, args.count,
+                                         flip=None if args.flip is None else args.flip == "on",
+                                         bias=None if args.bias is None else args.bias == "on",
+                                         scales=None if args.scales is None else parse_scales(args.scales)),
+                        markdown, args.out, "parser_eval")
 
 
 if __name__ == "__main__":

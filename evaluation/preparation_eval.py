@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from evaluation.report import save_json_and_markdown
+from evaluation.report import write_report
 from tryon_jax.metrics import parsing
 
 VARIANTS = ("clean", "clutter", "small", "crop", "colour")
@@ -153,18 +153,15 @@ def main(argv=None) -> int:
     if unknown:
         print(f"error: unknown variants {unknown}; use {', '.join(VARIANTS)}", file=sys.stderr)
         return 2
-    try:
-        if args.fit:
+    if args.fit:
+        try:
             print(json.dumps(fit(args.data_dir, args.name, args.split, args.count), indent=1))
-            return 0
-        report = evaluate(args.data_dir, args.name, args.split, args.count, variants, args.parser_weights)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    text = markdown(report)
-    save_json_and_markdown(args.out, "preparation_eval", report, text)
-    print(text)
-    return 0
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    return write_report(lambda: evaluate(args.data_dir, args.name, args.split, args.count, variants,
+                                         args.parser_weights), markdown, args.out, "preparation_eval")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The evaluation report: a Markdown table and a PNG plot of each metric over steps (PIL only)."""
 import json
 import os
+import sys
 import textwrap
 
 import numpy as np
@@ -92,3 +93,17 @@ def save_json_and_markdown(out_dir: str, stem: str, report: dict, text: str) -> 
         json.dump(report, f, indent=1)
     with files.atomic_write(os.path.join(out_dir, stem + ".md"), "w") as f:
         f.write(text)
+
+
+def write_report(compute, to_markdown, out_dir: str, stem: str) -> int:
+    """A report command's ending: ``compute()``'s report saved by ``save_json_and_markdown`` and
+    its table printed (exit 0), or the bad input's message on stderr (exit 2)."""
+    try:
+        report = compute()
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    text = to_markdown(report)
+    save_json_and_markdown(out_dir, stem, report, text)
+    print(text)
+    return 0
