@@ -30,10 +30,11 @@ setup(
     description="ACGPN virtual try-on (CVPR 2020) reimplemented in JAX/Flax, PyTorch-exact.",
     python_requires=">=3.11",
     packages=find_packages(include=["tryon_jax", "tryon_jax.*", "configs", "evaluation", "evaluation.*", "crawler"])
-    + ["tryon_datasets", "tryon_datasets.viton", "tryon_datasets.musinsa"],
+    + ["tryon_datasets", "tryon_datasets.viton", "tryon_datasets.musinsa", "tryon_datasets.dresscode"],
     # datasets/ is installed as tryon_datasets so that it never shadows Hugging Face `datasets`.
     package_dir={"tryon_datasets": "datasets"},
     package_data={"tryon_datasets.viton": ["difficulty/*.txt", "difficulty/*.npz", "dummy_data/**/*"],
+                  "tryon_datasets.dresscode": ["dummy_data/**/*"],
                   "tryon_jax.person": ["blazepose/*", "weights/*"], "tryon_jax.serving": ["web/*"],
                   "tryon_jax": ["shipped/*"]},
     install_requires=INSTALL_REQUIRES,

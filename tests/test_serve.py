@@ -203,7 +203,7 @@ def test_garments(tmp_path, preprocessor, catalogue):
             assert (len(every), len(tops), len(bottoms)) == (12, 7, 5)
             assert {g["category"] for g in tops} == {"top"} and all(g["name"] and g["price"] > 0 for g in every)
             assert all(g["tryon"] and "tryon_refusal" not in g for g in tops)
-            assert all(not g["tryon"] and "tops only" in g["tryon_refusal"] for g in bottoms)
+            assert all(not g["tryon"] and "no lower-body model" in g["tryon_refusal"] for g in bottoms)
             assert (await c.call("GET", "/api/garments?category=hats"))[0] == 400
             status, _, png = await c.call("GET", tops[0]["image_url"])
             assert status == 200 and Image.open(io.BytesIO(png)).size == (192, 256)
@@ -289,7 +289,7 @@ def test_bottoms_are_refused_with_the_reason(tmp_path, preprocessor, catalogue):
             bottom = json.loads((await c.call("GET", "/api/garments?category=bottom"))[2])["garments"][0]
             status, _, body = await c.call("POST", "/api/tryon", json={"photo_id": photo["id"],
                                                                        "garment_id": bottom["id"]})
-            assert status == 422 and "tops only" in json.loads(body)["error"]
+            assert status == 422 and "no lower-body model is configured" in json.loads(body)["error"]
 
     run(service, scenario)
     assert model.calls == []

@@ -91,8 +91,8 @@ def test_cli_takes_at_most_one_weights_source(two_pairs, tmp_path, capsys, monke
 def test_cli_refuses_bottoms(two_pairs, tmp_path, capsys):
     assert tryon.main(["--recipe-weights", "--data", str(SAMPLE), "--pairs", str(two_pairs), "--out", str(tmp_path),
                        "--musinsa-data-dir", str(tmp_path), "--musinsa-category", "bottom"]) == 2
-    assert "bottoms cannot be tried on yet: the try-on model (ACGPN) is trained on tops only" in \
-        capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bottoms cannot be tried on: no lower-body model is configured" in err and "dresscode_lower.py" in err
     assert not (tmp_path / "results").exists()
 
 

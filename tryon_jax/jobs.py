@@ -27,18 +27,21 @@ def tryon_job(config, workdir: str) -> list[str]:
     """Batched try-on of config.tryon.pairs; PNGs into WORKDIR/tryon. Weights: the one source
     named in config.tryon, else the latest checkpoint of WORKDIR, else the shipped model."""
     tc = config.tryon
+    if not tc.data_dir:
+        raise ValueError("config.tryon.data_dir is empty: name a folder of persons in ACGPN layout (python -m "
+                         "tryon_jax.prepare_person --garment lower --out DIR writes one for bottoms)")
     pairs = samples.read_pairs(tc.pairs or os.path.join(tc.data_dir, f"{tc.split}_pairs.txt"))
-    cloths = None
-    if tc.get("musinsa_data_dir"):
-        from tryon_jax.data.catalogue import musinsa_cloths
-        cloths = musinsa_cloths(tc.musinsa_data_dir, tc.musinsa_category, tc.musinsa_limit)
-        persons = list(dict.fromkeys(p.person for p in pairs))[: tc.musinsa_persons or None]
-        pairs = [samples.Pair(person, name) for person in persons for name in cloths]
     named = bool(tc.acgpn_checkpoints or tc.params or tc.recipe_weights or tc.model)
     from_run = not named and bool(checkpoint.steps(workdir))
     variables, source, spec = sources.load_variables(tc.acgpn_checkpoints or None, tc.params or None,
                                                       tc.recipe_weights, workdir if from_run else None,
                                                       tc.model or None)
+    cloths = None
+    if tc.get("musinsa_data_dir"):
+        from tryon_jax.data.catalogue import musinsa_cloths
+        cloths = musinsa_cloths(tc.musinsa_data_dir, tc.musinsa_category, tc.musinsa_limit, spec.garment)
+        persons = list(dict.fromkeys(p.person for p in pairs))[: tc.musinsa_persons or None]
+        pairs = [samples.Pair(person, name) for person in persons for name in cloths]
     logging.info("weights: %s; %d pairs", source, len(pairs))
     out = os.path.join(workdir, "tryon")
     written = tryon.run(variables, tc.data_dir, pairs, out, tc.batch_size, config.seed, tc.split, spec=spec,

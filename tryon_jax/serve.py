@@ -15,13 +15,15 @@ API (JSON errors are {"error": text} with the HTTP status):
   POST   /api/photos                multipart: photo (file), consent=yes -> 201 {"photo"}
   GET    /api/photos/{id}/image     the framed person (PNG)
   DELETE /api/photos/{id}           the photo, its derived files and cached results, for good
-  GET    /api/garments[?category=top|bottom]   each with "tryon": false and "tryon_refusal" where the
-                                    model cannot try it on (bottoms: the model knows tops only)
+  GET    /api/garments[?category=top|bottom]   each with "tryon": false and "tryon_refusal" where no
+                                    model can try it on (bottoms without --bottoms-export / --bottoms-model)
   GET    /api/garments/{id}/image   the garment framed like VITON (PNG)
   POST   /api/tryon                 {"photo_id", "garment_id", "view": "photo" (default) | "framed"} ->
                                     image/png: the try-on put back into the photo at its resolution, or
                                     the model's 256x192 picture (X-Tryon-View: which one, X-Tryon-Cache:
-                                    hit|miss); 422 with the reason for a garment it cannot try on
+                                    hit|miss); 422 with the reason for a garment it cannot try on, or
+                                    a photo that does not show what the garment needs (bottoms: the
+                                    legs down to the feet)
   GET    /healthz
 
 Security, batching and caching: tryon_jax.serving.app.
@@ -51,6 +53,10 @@ def main(argv=None) -> int:
     ap.add_argument("--export", help="folder from python -m tryon_jax.export (default: the shipped model, exported "
                     "once into STORE/exports/)")
     ap.add_argument("--model", help="without --export: this model folder instead of the shipped one")
+    ap.add_argument("--bottoms-export", help="an export of a lower-body model (configs/dresscode_lower.py): bottoms "
+                    "are tried on with it (persons framed whole, on first use); without it bottoms are refused")
+    ap.add_argument("--bottoms-model", help="without --bottoms-export: a lower-body model folder, exported once into "
+                    "STORE/exports/")
     ap.add_argument("--catalogue", required=True, help="crawl output folder or TFDS data_dir with musinsa")
     ap.add_argument("--store", required=True, help="the photo store's folder")
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
@@ -74,8 +80,12 @@ def main(argv=None) -> int:
         if not export_dir:
             from tryon_jax.export import model_export  # model code only here, to write the artefact once
             export_dir = model_export(os.path.join(args.store, "exports"), args.model)
+        bottoms = args.bottoms_export
+        if not bottoms and args.bottoms_model:
+            from tryon_jax.export import model_export
+            bottoms = model_export(os.path.join(args.store, "exports"), args.bottoms_model)
         service = build(export_dir, args.catalogue, args.store, settings, args.parser_weights,
-                        args.retention_days, args.max_photos)
+                        args.retention_days, args.max_photos, bottoms_export=bottoms)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -83,6 +93,7 @@ def main(argv=None) -> int:
         log.warning(json.dumps({"event": "warning", "message": f"binding {args.host}: reachable from other machines; "
                                 "put TLS in front of it (cookies are Secure only over https)"}))
     log.info(json.dumps({"event": "start", "url": f"http://{args.host}:{args.port}", "model": service.model.id,
+                         "models": {r: m.id for r, m in service.models.items()},
                          "garments": len(service.catalogue.garments),
                          "skipped_garments": len(service.catalogue.skipped)}))
     web.run_app(service.app(), host=args.host, port=args.port, print=None, access_log=None)

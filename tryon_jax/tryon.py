@@ -85,15 +85,19 @@ def run(variables: dict, data_root: str, pairs: list[samples.Pair], out_dir: str
     return written
 
 
-def persons_from_photos(photos, data_root, pairs, out, split="test", parser_weights=None):
-    """Prepares ``photos`` into OUT/persons with the cloths of ``pairs`` copied beside them;
+def persons_from_photos(photos, data_root, pairs, out, split="test", parser_weights=None,
+                        spec: ModelSpec = ModelSpec()):
+    """Prepares ``photos`` into OUT/persons (framed for the model's garment region, at its
+    resolution when that is 256x192 or 512x384) with the cloths of ``pairs`` copied beside them;
     returns (that folder, every prepared person x every cloth)."""
     import shutil
 
     from tryon_jax.person.prepare import prepare_folder
     from tryon_jax.person.preprocessor import PersonPreprocessor
     root = os.path.join(out, "persons")
-    persons, refused = prepare_folder(PersonPreprocessor(parser_weights), photos, root)
+    size = (spec.height, spec.width) if (spec.height, spec.width) in framing.FRAME_SIZES else framing.FRAME_SIZES[0]
+    persons, refused = prepare_folder(PersonPreprocessor(parser_weights, garment=spec.garment), photos, root,
+                                      garment=spec.garment, size=size)
     if not persons:
         raise ValueError(f"no usable person photo ({len(refused)} refused; reasons in {root}/refused.txt)")
     cloths = list(dict.fromkeys(p.cloth for p in pairs))
@@ -120,7 +124,8 @@ def main(argv=None) -> int:
                         help="compute dtype of the networks (bfloat16: faster on accelerators)")
     parser.add_argument("--musinsa-data-dir", help="TFDS data_dir of the musinsa dataset: try its garments on "
                         "the persons of --pairs instead of the listed cloths")
-    parser.add_argument("--musinsa-category", default="top", choices=["top", "bottom"])
+    parser.add_argument("--musinsa-category", default="top", choices=["top", "bottom"],
+                        help="bottom needs a lower-body model (configs/dresscode_lower.py)")
     parser.add_argument("--musinsa-limit", type=int, default=8, help="garments (0: all)")
     parser.add_argument("--photos", nargs="+", help="person photos to prepare and use instead of the persons of "
                         "the pair list")
@@ -130,20 +135,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         pairs = samples.read_pairs(args.pairs or os.path.join(args.data, f"{args.split}_pairs.txt"))
+        variables, source, spec = sources.from_args(args)
         cloths = None
         if args.musinsa_data_dir:
             from tryon_jax.data.catalogue import musinsa_cloths
-            cloths = musinsa_cloths(args.musinsa_data_dir, args.musinsa_category, args.musinsa_limit)
+            cloths = musinsa_cloths(args.musinsa_data_dir, args.musinsa_category, args.musinsa_limit, spec.garment)
             pairs = [samples.Pair(p, c) for p in dict.fromkeys(p.person for p in pairs) for c in cloths]
         root, paste = args.data, None
         if args.paste_back and not args.photos:
             raise ValueError("--paste-back puts try-ons back into people's own photos: name them with --photos")
         if args.photos:
-            root, pairs = persons_from_photos(args.photos, args.data, pairs, args.out, args.split, args.parser_weights)
+            root, pairs = persons_from_photos(args.photos, args.data, pairs, args.out, args.split, args.parser_weights,
+                                              spec)
             if args.paste_back:
                 from tryon_jax.person.prepare import read_framing
                 paste = {p.person: read_framing(root, p.person, args.split) for p in pairs}
-        variables, source, spec = sources.from_args(args)
         print(f"weights: {source}; {len(pairs)} pairs; devices: {jax.devices()}", file=sys.stderr)
         written = run(variables, root, pairs, args.out, args.batch_size, args.seed, args.split, spec=spec,
                       cloths=cloths, dtype=None if args.dtype == "float32" else jnp.bfloat16, paste_back=paste)

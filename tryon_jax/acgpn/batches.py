@@ -1,7 +1,7 @@
 """Training batches on device: the ACGPN_train loader's tensors at the model's resolution.
 
 Device-side work per batch: the inference loader's ops (loader_ops.prepare), label washing
-(7 'noise' -> 4 clothes, as ACGPN_train's loader does), a resize to the model resolution
+(for tops 7 'noise' -> 4 clothes, as ACGPN_train's loader does; the garment region's ``washed``), a resize to the model resolution
 when it is not 256x192, the random inpainting masks that open holes over the arms, and the
 three noise maps. Every random draw of example i comes from fold_in(step_key, i) with i its
 index in the global batch, so a batch gives the same tensors on any number of devices.
@@ -12,8 +12,6 @@ import jax.numpy as jnp
 from tryon_jax.acgpn import inference
 from tryon_jax.data import loader_ops
 from tryon_jax.models.spec import ModelSpec
-
-WASH_FROM, WASH_TO = inference.NOISE, inference.CLOTHES
 
 
 def resize(batch: dict, height: int, width: int) -> dict:
@@ -62,7 +60,9 @@ def train_batch(raw: dict, keys: jax.Array, spec: ModelSpec, holes: bool = True,
     tensors in ``dtype`` (the parameters' float type)."""
     prepared = {k: v.astype(dtype) for k, v in loader_ops.prepare(raw).items()}
     batch = resize(prepared, spec.height, spec.width)
-    batch["label"] = jnp.where(batch["label"] == WASH_FROM, float(WASH_TO), batch["label"])
+    region = spec.region
+    for label in region.washed:
+        batch["label"] = jnp.where(batch["label"] == label, float(region.label), batch["label"])
     split = jax.vmap(jax.random.split)(keys)
     hole_keys, noise_keys = split[:, 0], split[:, 1]
     if holes:

@@ -11,28 +11,51 @@ import jax.numpy as jnp
 
 from tryon_jax.acgpn import losses
 from tryon_jax.core import xla_cpu
+from tryon_jax.models import garment as garment_lib
 from tryon_jax.models import layers
+from tryon_jax.models.garment import UPPER, GarmentRegion
 from tryon_jax.models.networks import acgpn_module
 from tryon_jax.models.spec import DEFAULT as DEFAULT_SPEC
 from tryon_jax.models.spec import ModelSpec
 
-NUM_LABELS = 14
-ARM1, ARM2, NOISE, CLOTHES = 11, 13, 7, 4
+NUM_LABELS = garment_lib.NUM_LABELS
 NOISE_NAMES = ("noise_G1", "noise_G2", "noise_G")
 # cv2.randn(uint8 array, 0, 255) / 255 -> astype(uint8) is 1 only where the sample rounds to
 # 255, i.e. N(0, 255) >= 254.5 (quirk 8).
 _NOISE_THRESHOLD = 254.5 / 255.0
 
 
-def derive_inputs(batch: dict) -> dict:
+def _is(label, ids) -> jax.Array:
+    """label is one of ``ids`` (bool, same shape)."""
+    out = label == ids[0]
+    for i in ids[1:]:
+        out = out | (label == i)
+    return out
+
+
+def derive_inputs(batch: dict, region: GarmentRegion = UPPER) -> dict:
     """test.py's pre-processing: clothes and foreground masks, foreground image and the label
-    with arms and 'noise' (dress) relabelled as clothes (quirk 2: the label itself is not washed)."""
+    with the skin and the replaced labels relabelled as the garment (for tops: arms and 'noise'
+    as clothes; quirk 2: the label itself is not washed)."""
     label = batch["label"]
-    mask_clothes = (label == CLOTHES).astype(jnp.float32)
+    mask_clothes = _is(label, region.garment).astype(jnp.float32)
     mask_fore = (label > 0).astype(jnp.float32)
-    relabel = (label == ARM1) | (label == ARM2) | (label == NOISE)
+    relabel = _is(label, region.skin + region.replaced)
     return {"mask_clothes": mask_clothes, "mask_fore": mask_fore, "img_fore": batch["image"] * mask_fore,
-            "all_clothes_label": jnp.where(relabel, float(CLOTHES), label)}
+            "all_clothes_label": jnp.where(relabel, float(region.label), label)}
+
+
+def skin_masks(x: dict, region: GarmentRegion) -> list:
+    """The person's skin masks in the region's order (arm1, arm2 for tops)."""
+    return [x[f"arm{i + 1}_mask"] for i in range(len(region.skin))]
+
+
+def union(masks: list) -> jax.Array:
+    """a + b - b * a, folded: the union of {0, 1} masks (the original's arms for two)."""
+    out = masks[0]
+    for m in masks[1:]:
+        out = out + m - m * out
+    return out
 
 
 def draw_noise(key: jax.Array, batch_size: int, height: int, width: int) -> dict:
@@ -65,18 +88,19 @@ def _apply(name, variables, *args, dtype=None, capture=False, spec=DEFAULT_SPEC)
     return module.apply(variables, *args)
 
 
-def encode_inputs(batch: dict) -> dict:
-    """encode_input + the masks of Pix2PixHDModel.forward: one-hot labels, arm masks, the
-    thresholded cloth mask (quirk 3: edge > 0.5, cloth outside it is 0, not -1)."""
+def encode_inputs(batch: dict, region: GarmentRegion = UPPER) -> dict:
+    """encode_input + the masks of Pix2PixHDModel.forward: one-hot labels, skin masks (arm1_mask,
+    arm2_mask, ... in the region's order), the thresholded cloth mask (quirk 3: edge > 0.5,
+    cloth outside it is 0, not -1)."""
     label = batch["label"]
-    out = derive_inputs(batch)
+    out = derive_inputs(batch, region)
     pre_clothes_mask = (batch["edge"] > 0.5).astype(jnp.float32)
     out.update(
         input_label=layers.one_hot(label, NUM_LABELS),
         masked_label=layers.one_hot(label * (1 - out["mask_clothes"]), NUM_LABELS),
         all_clothes_label_onehot=layers.one_hot(out["all_clothes_label"], NUM_LABELS),
-        arm1_mask=(label == ARM1).astype(jnp.float32), arm2_mask=(label == ARM2).astype(jnp.float32),
         pre_clothes_mask=pre_clothes_mask, clothes=batch["color"] * pre_clothes_mask)
+    out.update({f"arm{i + 1}_mask": (label == s).astype(jnp.float32) for i, s in enumerate(region.skin)})
     return out
 
 
@@ -111,31 +135,34 @@ def mask_decision(fake_cl, mask_clothes) -> dict:
             "fake_cl_dis_thresh": (fake_cl > 0.5).astype(jnp.float32)}
 
 
-def edit_labels(x: dict, armlabel_map_argmax, fake_cl_dis_thresh) -> dict:
-    """The discrete edits between G2 and U (quirks 6, 7): dilate the cloth mask, take predicted
-    arms out of it, remove predicted arms from the layout, paste the arms back (11 then 13),
-    and clear the predicted clothes region to class 0."""
+def edit_labels(x: dict, armlabel_map_argmax, fake_cl_dis_thresh, region: GarmentRegion = UPPER) -> dict:
+    """The discrete edits between G2 and U (quirks 6, 7): dilate the cloth mask, take the
+    predicted skin out of it, remove the predicted skin from the layout, paste the skin back
+    (11 then 13 for tops), and clear the predicted clothes region to class 0. ``armN`` names
+    the region's N-th skin label (the arms for tops, the legs for bottoms)."""
     mask_clothes, mask_fore = x["mask_clothes"], x["mask_fore"]
-    dilated = layers.dilate_cross(fake_cl_dis_thresh, 1)
-    new_arm1 = (armlabel_map_argmax == ARM1).astype(jnp.float32)
-    new_arm2 = (armlabel_map_argmax == ARM2).astype(jnp.float32)
-    noarm = dilated * (1 - new_arm1) * (1 - new_arm2)
+    n = len(region.skin)
+    out = {"fake_cl_dis_dilated": layers.dilate_cross(fake_cl_dis_thresh, 1)}
+    noarm = out["fake_cl_dis_dilated"]
+    new = [(armlabel_map_argmax == s).astype(jnp.float32) for s in region.skin]
+    for m in new:
+        noarm = noarm * (1 - m)
     fake_cl_dis = noarm * mask_fore
-    arm1_occ, arm2_occ = mask_clothes * new_arm1, mask_clothes * new_arm2
-    arm1_full = arm1_occ + (1 - mask_clothes) * x["arm1_mask"]
-    arm2_full = arm2_occ + (1 - mask_clothes) * x["arm2_mask"]
-    step1 = armlabel_map_argmax * (1 - new_arm1)
-    step2 = step1 * (1 - new_arm2)
-    step3 = step2 * (1 - arm1_full) + arm1_full * ARM1
-    step4 = step3 * (1 - arm2_full) + arm2_full * ARM2
-    armlabel_map = step4 * (1 - fake_cl_dis)
-    return {"fake_cl_dis_dilated": dilated, "new_arm1_mask": new_arm1, "new_arm2_mask": new_arm2,
-            "fake_cl_dis_noarm": noarm, "fake_cl_dis": fake_cl_dis, "arm1_occ": arm1_occ, "arm2_occ": arm2_occ,
-            "bigger_arm1_occ": layers.dilate_cross(arm1_occ, 10), "bigger_arm2_occ": layers.dilate_cross(arm2_occ, 10),
-            "arm1_full": arm1_full, "arm2_full": arm2_full, "armlabel_map_step1_noarm1": step1,
-            "armlabel_map_step2_noarm2": step2, "armlabel_map_step3_arm1full": step3,
-            "armlabel_map_step4_arm2full": step4, "armlabel_map": armlabel_map,
-            "dis_label": layers.one_hot(armlabel_map, NUM_LABELS)}
+    out.update(fake_cl_dis_noarm=noarm, fake_cl_dis=fake_cl_dis)
+    step = armlabel_map_argmax
+    for i, (m, skin) in enumerate(zip(new, skin_masks(x, region))):
+        occ = mask_clothes * m
+        out.update({f"new_arm{i + 1}_mask": m, f"arm{i + 1}_occ": occ, f"bigger_arm{i + 1}_occ":
+                    layers.dilate_cross(occ, 10), f"arm{i + 1}_full": occ + (1 - mask_clothes) * skin})
+        step = step * (1 - m)
+        out[f"armlabel_map_step{i + 1}_noarm{i + 1}"] = step
+    for i, s in enumerate(region.skin):
+        full = out[f"arm{i + 1}_full"]
+        step = step * (1 - full) + full * s
+        out[f"armlabel_map_step{n + i + 1}_arm{i + 1}full"] = step
+    out["armlabel_map"] = step * (1 - fake_cl_dis)
+    out["dis_label"] = layers.one_hot(out["armlabel_map"], NUM_LABELS)
+    return out
 
 
 def warp_stage(u_variables, x: dict, fake_cl_dis, image, dtype=None, spec=DEFAULT_SPEC) -> dict:
@@ -159,13 +186,15 @@ def compose(raw, fake_cl_dis, warped) -> dict:
             "fake_c": fake_c_tanh * (1 - mask) + mask * warped}
 
 
-def generator_inputs(x: dict, edits: dict, fake_c, image, noise) -> dict:
-    """G's input (quirks 18, 19): the person with cloth and occluded arms cut out, the edited
+def generator_inputs(x: dict, edits: dict, fake_c, image, noise, region: GarmentRegion = UPPER) -> dict:
+    """G's input (quirks 18, 19): the person with cloth and occluded skin cut out, the edited
     layout, the composed cloth, the mean skin colour and noise."""
-    arms = x["arm1_mask"] + x["arm2_mask"] - x["arm2_mask"] * x["arm1_mask"]
-    skin_color = skin_color_map(arms, image)
-    touching = x["arm2_mask"] + x["arm1_mask"] + x["mask_clothes"]
-    occlude = (1 - edits["bigger_arm1_occ"] * touching) * (1 - edits["bigger_arm2_occ"] * touching)
+    skins = skin_masks(x, region)
+    skin_color = skin_color_map(union(skins), image)
+    touching = x["mask_clothes"] + sum(skins)
+    occlude = 1.0
+    for i in range(len(skins)):
+        occlude = occlude * (1 - edits[f"bigger_arm{i + 1}_occ"] * touching)
     img_hole_hand = x["img_fore"] * (1 - x["mask_clothes"]) * occlude * (1 - edits["fake_cl_dis"])
     g_in = jnp.concatenate([img_hole_hand, edits["dis_label"], fake_c, skin_color, noise], -1)
     return {"skin_color": skin_color, "occlude": occlude, "img_hole_hand": img_hole_hand, "G_in": g_in}
@@ -182,11 +211,12 @@ def image_output(raw, spec: ModelSpec):
     return raw if spec.image_generator == "local_enhancer" else jnp.tanh(raw)
 
 
-def changed_region(label, fake_cl_dis, armlabel_map):
-    """Where a try-on replaces the person by design, (B,H,W,1) in {0, 1}: the person's clothes,
-    dress and arms, and the new garment and arms. Elsewhere G only redraws the person."""
-    old = (label == CLOTHES) | (label == NOISE) | (label == ARM1) | (label == ARM2)
-    new = (fake_cl_dis > 0.5) | (armlabel_map == ARM1) | (armlabel_map == ARM2)
+def changed_region(label, fake_cl_dis, armlabel_map, region: GarmentRegion = UPPER):
+    """Where a try-on replaces the person by design, (B,H,W,1) in {0, 1}: the person's garment,
+    its skin and what goes with it (for tops: clothes, dress and arms), and the new garment
+    and skin. Elsewhere (``region.kept``) G only redraws the person."""
+    old = _is(label, region.changed)
+    new = (fake_cl_dis > 0.5) | _is(armlabel_map, region.skin)
     return (old | new).astype(jnp.float32)
 
 
@@ -198,7 +228,8 @@ def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None 
     noise = noise_or_key if isinstance(noise_or_key, dict) else draw_noise(noise_or_key, b, h, w)
     inject = inject or {}
     out = dict(noise)
-    x = encode_inputs(batch)
+    region = spec.region
+    x = encode_inputs(batch, region)
     out.update(x)
     out.update(layout_stage(variables["G1"], x, pose, label, noise["noise_G1"], dtype, spec))
     argmax = inject.get("armlabel_map_argmax", out["armlabel_map_argmax"])
@@ -207,10 +238,10 @@ def tryon_graph(variables: dict, batch: dict, noise_or_key, inject: dict | None 
     out["CE_loss"] = out["CE_loss_G1"] + out.pop("BCE_G2_x10")
     thresh = inject.get("fake_cl_dis_thresh", out["fake_cl_dis_thresh"])
     out["fake_cl_dis_thresh"] = thresh
-    out.update(edit_labels(x, argmax, thresh))
-    out["changed"] = changed_region(label, out["fake_cl_dis"], out["armlabel_map"])
+    out.update(edit_labels(x, argmax, thresh, region))
+    out["changed"] = changed_region(label, out["fake_cl_dis"], out["armlabel_map"], region)
     out.update(warp_stage(variables["U"], x, out["fake_cl_dis"], image, dtype, spec))
-    out.update(generator_inputs(x, out, out["fake_c"], image, noise["noise_G"]))
+    out.update(generator_inputs(x, out, out["fake_c"], image, noise["noise_G"], region))
     out.update(image_stage(variables["G"], out["G_in"], dtype, spec))
     return out
 

@@ -3,7 +3,7 @@
 Differences from inference, all copied (golden README 17, 21-26): G2 is fed the ground-truth
 masked label, the STN's reference is the ground-truth clothes mask, G is fed the masked label
 and the real clothes, D3 and the L1 terms see the raw tanh ``fake_c`` (no fake_cl_dis factor),
-the loader's inpainting ``mask`` opens holes over the arms, and the discriminators compare
+the loader's inpainting ``mask`` opens holes over the arms (the region's skin), and the discriminators compare
 (input, fake) with (input, real). Returns every term under the golden's names.
 """
 import jax
@@ -48,14 +48,15 @@ def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = Tru
             spec: ModelSpec = DEFAULT_SPEC, corrected: bool = False, dtype=None) -> dict:
     """One ACGPN_train forward. ``variables``: G1, G2, U, G, D1, D2, D3, D and VGG19 (optional:
     without it the perceptual terms are 0). ``batch``: the train loader's tensors (NHWC):
-    label (washed: 7 -> 4), image, edge, color, pose, mask (inpainting mask). ``noise``: the
+    label (washed: 7 -> 4 for tops), image, edge, color, pose, mask (inpainting mask). ``noise``: the
     three binary maps. ``corrected``: the cross-entropy and BCE take G1's and G2's logits
     instead of their sigmoids (the original applies sigmoid twice, quirk 4). ``dtype``: the
     networks' compute dtype (e.g. bfloat16; None computes in the parameters' dtype); norms,
     outputs and every loss stay in float32 or wider. Returns intermediates and every loss term."""
     module = lambda name: acgpn_module(name, dtype, spec)  # noqa: E731
     label, image, pose, hole = batch["label"], batch["image"], batch["pose"], batch["mask"]
-    x = inference.encode_inputs(batch)
+    region = spec.region
+    x = inference.encode_inputs(batch, region)
     cm, masked_label = x["mask_clothes"], x["masked_label"]
     rngs = {} if deterministic else {"dropout": dropout_key}
 
@@ -81,11 +82,14 @@ def forward(variables: dict, batch: dict, noise: dict, deterministic: bool = Tru
     m = composition_mask[..., None]
     comp_fake_c = jax.lax.stop_gradient(fake_c) * (1 - m) + m * jax.lax.stop_gradient(warped)
 
-    arms = x["arm1_mask"] + x["arm2_mask"] - x["arm2_mask"] * x["arm1_mask"]
-    skin_color = inference.skin_color_map(arms, image)
+    skins = inference.skin_masks(x, region)
+    skin_color = inference.skin_color_map(inference.union(skins), image)
     img_fore = x["img_fore"]
-    img_hole_hand = (img_fore * (1 - cm) * (1 - x["arm1_mask"]) * (1 - x["arm2_mask"])
-                     + img_fore * x["arm1_mask"] * (1 - hole) + img_fore * x["arm2_mask"] * (1 - hole))
+    img_hole_hand = img_fore * (1 - cm)
+    for m in skins:  # the person without garment and skin, plus the skin outside the inpainting holes
+        img_hole_hand = img_hole_hand * (1 - m)
+    for m in skins:
+        img_hole_hand = img_hole_hand + img_fore * m * (1 - hole)
     real_clothes = image * cm
     g_in = jnp.concatenate([img_hole_hand, masked_label, real_clothes, skin_color, noise["noise_G"]], -1)
     fake_image = inference.image_output(module("G").apply(variables["G"], jax.lax.stop_gradient(g_in)), spec)

@@ -51,10 +51,14 @@ def vgg_constants(config) -> dict:
     return {"VGG19": convert.vgg19_variables(convert.read_torch_checkpoint(path))}
 
 
+def tfds_dir(config, workdir: str) -> str:
+    return config.data.tfds_data_dir or os.path.join(workdir, "tfds")
+
+
 def _loader(config, workdir: str):
     from tryon_jax.data import input_pipeline
     dc = config.data
-    data_dir = dc.tfds_data_dir or os.path.join(workdir, "tfds")
+    data_dir = tfds_dir(config, workdir)
     if jax.process_index() == 0:
         input_pipeline.ensure_dataset(dc.name, data_dir, dc.manual_dir)
     if jax.process_count() > 1:
@@ -135,7 +139,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         state = _from_items(state, gens, rest)
         say(f"resumed from step {start} in {checkpoint.checkpoint_dir(workdir)}")
     log = MetricsLog(workdir, start)
-    evaluator = make_evaluator(config, run) if config.eval_every else None
+    evaluator = make_evaluator(config, tfds_dir(config, workdir)) if config.eval_every else None
     say(f"training to step {run.num_steps} ({run.steps_per_epoch} steps per epoch, global batch "
          f"{config.batch_size}) on {jax.device_count()} {jax.devices()[0].platform} devices in "
          f"{jax.process_count()} processes; first step compiles")
@@ -175,18 +179,34 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     return state
 
 
-def make_evaluator(config, run: Run):
+def eval_pairs(config, train_data_dir: str) -> dict:
+    """The raw inputs of the evaluator's paired pairs: the ACGPN folder's list (``eval.data_dir``,
+    ``eval.paired_pairs``), or without a folder the first ``eval.num_pairs`` examples of the TFDS
+    split ``eval.tfds_name``/``eval.split`` (in ``eval.tfds_data_dir``, else the training data's)."""
+    from tryon_jax.data import samples
+    ec = config.eval
+    if ec.data_dir:
+        pairs = samples.read_pairs(ec.paired_pairs)[: ec.num_pairs or None]
+        return samples.stack([samples.load_raw(ec.data_dir, p, ec.split) for p in pairs], samples.RAW_KEYS)
+    from tryon_jax.data import input_pipeline
+    source = input_pipeline.data_source(ec.tfds_name, ec.split, ec.tfds_data_dir or train_data_dir)
+    decode = input_pipeline.DecodeExample("paired")
+    return samples.stack([decode.map(source[i]) for i in range(min(len(source), ec.num_pairs or len(source)))],
+                         samples.RAW_KEYS)
+
+
+def make_evaluator(config, train_data_dir: str):
     """Paired SSIM and L1 of the try-on (fixed pairs and noise) at the model's resolution, from
     the current generators: a quick signal during training (python -m evaluation gives the
     full protocol with IS and FID on saved checkpoints)."""
     from tryon_jax.acgpn import inference
-    from tryon_jax.data import loader_ops, samples
+    from tryon_jax.data import loader_ops
     from tryon_jax.metrics import ssim
     ec = config.eval
     spec = ModelSpec.from_dict(config.model)
-    pairs = samples.read_pairs(ec.paired_pairs)[: ec.num_pairs or None]
-    raw = samples.stack([samples.load_raw(ec.data_dir, p, ec.split) for p in pairs], samples.RAW_KEYS)
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(ec.seed), i))(jnp.arange(len(pairs)))
+    raw = eval_pairs(config, train_data_dir)
+    n = len(raw["image"])
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(ec.seed), i))(jnp.arange(n))
 
     @jax.jit
     def scores(generators, raw, keys):

@@ -29,6 +29,8 @@ DISCRIMINATORS = tuple(networks.DISCRIMINATORS)  # D1, D2, D3, D
 NETWORKS = GENERATORS + DISCRIMINATORS
 LOGGED = ("loss_G", "loss_D", "L1_loss", "CE_loss")
 LOGGED_TOTALS = ("G_GAN", "G_GAN_Feat", "G_VGG", "D_real", "D_fake")
+# How well the warper fits the worn garment: the warped cloth and its mask against the person's.
+LOGGED_TERMS = {"warp/L1": "L1(warped, real*cm)_raw", "warp/L1_mask": "L1(warped_mask, cm)_raw"}
 
 
 @flax.struct.dataclass
@@ -85,8 +87,9 @@ def split_variables(variables: dict) -> tuple[dict, dict]:
 def initial_state(config, spec: ModelSpec) -> TrainState:
     variables = init_variables(config.seed, spec)
     if config.init.acgpn_checkpoints:
-        if not spec.faithful:
-            raise ValueError("config.init.acgpn_checkpoints needs the faithful model (config.model at its defaults)")
+        if not spec.released_shapes:
+            raise ValueError("config.init.acgpn_checkpoints needs the released shapes (config.model at its defaults; "
+                             "any garment)")
         names = tuple(n for n in NETWORKS if n in GENERATORS or os.path.isfile(
             os.path.join(config.init.acgpn_checkpoints, f"latest_net_{n}.pth")))
         loaded = convert.load_acgpn_checkpoints(config.init.acgpn_checkpoints, names)
@@ -172,6 +175,7 @@ def make_train_step(config, spec: ModelSpec, steps_per_epoch: int, global_batch:
             params[n] = jax.tree.map(keep, new, state.params[n])
             opt_state[n] = jax.tree.map(keep, opt, state.opt_state[n])
         metrics = {k: out[k] for k in LOGGED}
+        metrics.update({name: out[term] for name, term in LOGGED_TERMS.items()})
         metrics.update({k: out["totals"][k] for k in LOGGED_TOTALS})
         metrics.update({f"grad_norm/{n}": optax.tree.norm(grads[n]) for n in NETWORKS})
         metrics["lr"] = lr

@@ -11,9 +11,9 @@ import numpy as np
 from tryon_jax.core.files import png_bytes
 
 CATEGORIES = ("top", "bottom")
-# What the model can try on: ACGPN is trained on VITON's tops only, so bottoms are listed but
-# refused until a lower-body model exists.
-TRYON_CATEGORIES = ("top",)
+# The garment region (tryon_jax.models.garment) a model needs to try a category on.
+REGION = {"top": "upper", "bottom": "lower"}
+FLAG = {"top": "--model / --export", "bottom": "--bottoms-model / --bottoms-export"}
 
 
 class CatalogueError(ValueError):
@@ -24,12 +24,14 @@ class NotTryable(CatalogueError):
     """A garment of a category the model cannot try on."""
 
 
-def tryon_refusal(category: str) -> str | None:
-    """Why garments of ``category`` cannot be tried on, or None when they can."""
-    if category in TRYON_CATEGORIES:
+def tryon_refusal(category: str, regions=("upper",)) -> str | None:
+    """Why garments of ``category`` cannot be tried on with models of ``regions`` (the garment
+    regions served), or None when they can."""
+    if REGION.get(category) in regions:
         return None
-    return (f"{category}s cannot be tried on yet: the try-on model (ACGPN) is trained on tops only (VITON) and "
-            "would paint a top's shape over the person; a lower-body model is needed")
+    return (f"{category}s cannot be tried on: no {REGION.get(category, category)}-body model is configured (the "
+            f"try-on model knows {', '.join(regions) or 'nothing'}: a top's shape would be painted over the person); "
+            f"name a model trained with configs/dresscode_{REGION.get(category, category)}.py ({FLAG[category]})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +44,8 @@ class Garment:
     cloth: np.ndarray = dataclasses.field(repr=False)  # (256, 192, 3) uint8, framed like VITON
     mask: np.ndarray = dataclasses.field(repr=False)  # (256, 192, 1) uint8 0/255 (ACGPN's edge)
 
-    def public(self) -> dict:
-        refusal = tryon_refusal(self.category)
+    def public(self, regions=("upper",)) -> dict:
+        refusal = tryon_refusal(self.category, regions)
         return {"id": self.id, "name": self.name, "brand": self.brand, "category": self.category,
                 "price": self.price, "tryon": refusal is None, **({"tryon_refusal": refusal} if refusal else {})}
 
@@ -128,12 +130,13 @@ class Catalogue:
         return self._png[garment_id]
 
 
-def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0) -> dict:
+def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0, region: str = "upper") -> dict:
     """{"musinsa_<goodsNo>.png": {"color", "edge"}} of the Musinsa TFDS dataset's garments of
-    ``category`` (decoded uint8, 256x192, VITON framing); NotTryable for a category the model
-    cannot try on."""
-    if tryon_refusal(category):
-        raise NotTryable(f"--musinsa-category {category}: {tryon_refusal(category)}")
+    ``category`` (decoded uint8, 256x192); NotTryable for a category a model of garment
+    ``region`` cannot try on."""
+    refusal = tryon_refusal(category, (region,))
+    if refusal:
+        raise NotTryable(f"--musinsa-category {category}: {refusal}")
     garments = Catalogue.from_tfds(data_dir).list(category)[:limit or None]
     if not garments:
         raise ValueError(f"{data_dir}: the musinsa dataset has no {category!r} garments")

@@ -132,18 +132,24 @@ def device_inputs(raw: dict) -> dict:
 
 
 def ensure_dataset(name: str, data_dir: str, manual_dir: str = "") -> None:
-    """Builds TFDS dataset ``name`` (e.g. 'viton/acgpn') into ``data_dir`` from ``manual_dir``
-    when it is not there yet; without a manual_dir a missing dataset is an error."""
+    """Builds TFDS dataset ``name`` (e.g. 'viton/acgpn', 'dress_code/lower_body') into ``data_dir``
+    from ``manual_dir`` when it is not there yet; without a manual_dir a missing dataset is an error."""
     builder_name, _, config = name.partition("/")
-    if builder_name != "viton":
-        raise ValueError(f"unknown training dataset {name!r} (expected viton/<config>)")
-    from tryon_datasets.viton import Viton
-    builder = Viton(config=config or "acgpn", data_dir=data_dir, file_format="array_record")
+    if builder_name == "viton":
+        from tryon_datasets.viton import Viton as builder_class
+        folder, config = "VITON", config or "acgpn"
+    elif builder_name == "dress_code":
+        from tryon_datasets.dresscode import DressCode as builder_class
+        folder, config = "Dress Code", config or None  # TFDS's default config, as tfds.data_source reads it
+    else:
+        raise ValueError(f"unknown training dataset {name!r} (expected viton/<config> or dress_code/<config>)")
+    builder = builder_class(config=config, data_dir=data_dir, file_format="array_record")
     if builder.is_prepared():
         return
     if not manual_dir:
         raise FileNotFoundError(f"TFDS dataset {name} not found in {data_dir}: set config.data.manual_dir to the "
-                                "VITON folder to build it, or build it with python -m tryon_datasets.tfds_cli build")
+                                f"{folder} folder to build it, or build it with "
+                                "python -m tryon_datasets.tfds_cli build")
     if not os.path.isdir(manual_dir):
         raise FileNotFoundError(f"config.data.manual_dir {manual_dir!r} is not a folder")
     logging.info("building TFDS %s from %s into %s", name, manual_dir, data_dir)

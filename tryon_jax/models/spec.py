@@ -2,11 +2,14 @@
 
 ``ModelSpec()`` is the faithful ACGPN at 256x192 (the released checkpoints); smaller widths
 and resolutions give the CPU demo, ``image_generator='local_enhancer'`` the pix2pixHD
-GlobalGenerator + LocalEnhancer image generator of configs/hd.py. The spec is hashable (a
+GlobalGenerator + LocalEnhancer image generator of configs/hd.py, ``garment`` the body region
+it dresses (tops by default; bottoms and dresses for Dress Code). The spec is hashable (a
 static jit argument) and saved next to training checkpoints as JSON.
 """
 import dataclasses
 import json
+
+from tryon_jax.models import garment as garment_lib
 
 IMAGE_GENERATORS = ("refine", "local_enhancer")
 
@@ -23,6 +26,7 @@ class ModelSpec:
     hd_ngf: int = 32  # LocalEnhancer width (its global generator uses 2x)
     hd_n_blocks_global: int = 9
     hd_n_blocks_local: int = 3
+    garment: str = "upper"  # the region it dresses: upper, lower or dresses (tryon_jax.models.garment)
 
     def __post_init__(self):
         if self.height % 16 or self.width % 16:
@@ -32,6 +36,7 @@ class ModelSpec:
                              f"256x192, 512x384, ...) for the STN localisation net, got {self.height}x{self.width}")
         if self.image_generator not in IMAGE_GENERATORS:
             raise ValueError(f"image_generator must be one of {IMAGE_GENERATORS}, got {self.image_generator!r}")
+        garment_lib.region(self.garment)
         for name in ("ngf", "ndf", "num_d", "n_layers_d", "hd_ngf"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -40,6 +45,15 @@ class ModelSpec:
     def faithful(self) -> bool:
         """True for the original ACGPN shapes (the released checkpoints load into it)."""
         return self == ModelSpec()
+
+    @property
+    def released_shapes(self) -> bool:
+        """True when the released checkpoints' parameters fit (any garment region)."""
+        return dataclasses.replace(self, garment="upper").faithful
+
+    @property
+    def region(self) -> garment_lib.GarmentRegion:
+        return garment_lib.region(self.garment)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

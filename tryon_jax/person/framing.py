@@ -1,5 +1,6 @@
 """Framing: the scale and shift (no rotation) that turns a person photo into a 256x192 picture
-framed like VITON's, and its inverse, which puts a try-on back into the photo.
+framed like VITON's (tops) or like Dress Code's full-body persons (bottoms, dresses;
+``full_body_matrix``), and its inverse, which puts a try-on back into the photo.
 
 VITON's own persons are not all framed alike. BlazePose on the 14221 VITON train photos puts
 the neck (shoulders' midpoint) at x 72 to 120 and y 70 to 105 and finds torsos (neck to
@@ -24,6 +25,15 @@ NECK_X_RANGE, NECK_X_KEEP = (72.0, 120.0), (64.0, 127.0)
 NECK_Y_RANGE, NECK_Y_KEEP = (70.0, 105.0), (62.0, 114.0)
 TORSO_RANGE, TORSO_KEEP = (97.0, 146.0), (87.0, 155.0)
 WHITE = (255, 255, 255)
+# Full-body framing, like Dress Code's persons (8951 lower-body keypoint files, in the 192x256
+# frame): neck (shoulders' midpoint) at x 68 to 124 and y 19 to 35, neck to mid-ankle 166 to
+# 206 pixels (2.5th to 97.5th percentiles), the KEEP ranges the 0.5th to 99.5th. Dress Code cuts
+# its persons at the chin (the nose lies above the picture in 99.4% of them), so this framing
+# does too; the try-on goes back into the whole photo (paste_back).
+FULL_NECK_X_RANGE, FULL_NECK_X_KEEP = (68.0, 124.0), (56.0, 137.0)
+FULL_NECK_Y_RANGE, FULL_NECK_Y_KEEP = (19.0, 35.0), (15.0, 37.0)
+FULL_LENGTH_RANGE, FULL_LENGTH_KEEP = (166.0, 206.0), (160.0, 210.0)
+FRAME_SIZES = ((HEIGHT, WIDTH), (2 * HEIGHT, 2 * WIDTH))  # 256x192 and 512x384
 
 
 def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -78,17 +88,38 @@ def framing_matrix(neck: np.ndarray, hip: np.ndarray, width: int, height: int) -
     return matrix
 
 
+def full_body_matrix(neck: np.ndarray, ankle: np.ndarray, width: int, height: int) -> np.ndarray:
+    """2x3 map (photo pixel centres -> 192x256 pixel centres) for a full-body person from the neck
+    and the mid-ankle in photo pixels: the fitted photo as it is when the person lies within the
+    FULL_*_KEEP ranges (a Dress Code photo), else scaled about the neck into FULL_LENGTH_RANGE
+    and shifted into FULL_NECK_X_RANGE x FULL_NECK_Y_RANGE."""
+    fit = fit_matrix(width, height)
+    neck_f = fit @ np.append(neck, 1.0)
+    length_f = fit[0, 0] * max(float(np.linalg.norm(np.asarray(ankle) - neck)), 1e-6)
+    if all(lo <= v <= hi for v, (lo, hi) in zip((neck_f[0], neck_f[1], length_f),
+                                                (FULL_NECK_X_KEEP, FULL_NECK_Y_KEEP, FULL_LENGTH_KEEP))):
+        return fit
+    s = float(np.clip(length_f, *FULL_LENGTH_RANGE)) / length_f
+    target = np.array([np.clip(neck_f[0], *FULL_NECK_X_RANGE), np.clip(neck_f[1], *FULL_NECK_Y_RANGE)])
+    return _compose(np.array([[s, 0, target[0] - s * neck_f[0]], [0, s, target[1] - s * neck_f[1]]]), fit)
+
+
 def max_displacement(matrix: np.ndarray) -> float:
     """How far (pixels) the map moves any pixel of the 192x256 frame from where it was."""
     corners = np.array([[0, 0, 1], [WIDTH - 1, 0, 1], [0, HEIGHT - 1, 1], [WIDTH - 1, HEIGHT - 1, 1]], float)
     return float(np.abs(corners @ matrix.T - corners[:, :2]).max())
 
 
-def frame(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """The framed 256x192 person. The identity copies the photo; large photos are first shrunk
-    with area averaging (no aliasing), then the rest of the map is bilinear; outside the photo
-    is white."""
-    if image.shape[:2] == (HEIGHT, WIDTH) and np.array_equal(matrix, np.eye(2, 3)):
+def frame(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int] = (HEIGHT, WIDTH)) -> np.ndarray:
+    """The framed person at ``size`` (height, width) of the 3:4 frame (256x192 or 512x384;
+    ``matrix`` maps to 192x256 pixels). The identity copies the photo; large photos are first
+    shrunk with area averaging (no aliasing), then the rest of the map is bilinear; outside the
+    photo is white."""
+    if size != (HEIGHT, WIDTH):
+        if size[0] * WIDTH != size[1] * HEIGHT:
+            raise ValueError(f"frame size {size[0]}x{size[1]} is not 4:3")
+        matrix = _compose(scale_matrix(size[1] / WIDTH, size[0] / HEIGHT), matrix)
+    if image.shape[:2] == size and np.array_equal(matrix, np.eye(2, 3)):
         return image.copy()
     s = matrix[0, 0]
     if s < 0.8:
@@ -96,7 +127,7 @@ def frame(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
         matrix = _compose(matrix, invert(scale_matrix(nw / w, nh / h)))
-    return cv2.warpAffine(image, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    return cv2.warpAffine(image, matrix, size[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=WHITE)
 
 

@@ -1,6 +1,7 @@
 """People's prepared photos written in ACGPN's test layout (test_img, test_label, test_pose,
 test_agnostic, test_body_mask), with an overlay per person to check by eye, persons.txt and
 refused.txt. python -m tryon_jax.prepare_person is its command line."""
+import dataclasses
 import json
 import os
 import re
@@ -12,18 +13,29 @@ from PIL import Image
 from tqdm import tqdm
 
 from tryon_jax.core import files
+from tryon_jax.models import garment as garment_lib
+from tryon_jax.person import framing
 from tryon_jax.person.parser import colour_labels
+from tryon_jax.person.photo import load_photo
 from tryon_jax.person.pose import openpose_json
 
 # OpenPose-18 limbs drawn on the overlay.
 LIMBS = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
          (12, 13), (0, 14), (14, 16), (0, 15), (15, 17))
-AGNOSTIC_LABELS = (4, 7, 11, 13)  # upper clothes, dress ('noise'), arms
 
 
-def agnostic(image: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """The person with the regions ACGPN regenerates (clothes, dress, arms) greyed out."""
-    return np.where(np.isin(label, AGNOSTIC_LABELS)[..., None], 128, image).astype(np.uint8)
+def agnostic(image: np.ndarray, label: np.ndarray, garment: str = "upper") -> np.ndarray:
+    """The person with the regions ACGPN regenerates greyed out (for tops: clothes, dress, arms)."""
+    return np.where(np.isin(label, garment_lib.region(garment).changed)[..., None], 128, image).astype(np.uint8)
+
+
+def enlarged(person, photo: np.ndarray, size: tuple[int, int]):
+    """The person at a larger frame ``size`` (512x384): the photo framed again at that size,
+    labels by nearest neighbour, keypoints scaled (the parser and pose work at 256x192)."""
+    f = size[0] // person.image.shape[0]
+    keypoints = np.where(person.keypoints[:, 2:] > 0, person.keypoints * (f, f, 1), 0).astype(np.float32)
+    return dataclasses.replace(person, image=framing.frame(photo, person.framing, size),
+                               label=person.label.repeat(f, 0).repeat(f, 1), keypoints=keypoints)
 
 
 def overlay(image: np.ndarray, label: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -50,7 +62,8 @@ def person_name(path: str, taken: set) -> str:
     return name
 
 
-def write_person(out: str, name: str, person, split: str = "test", photo: str | None = None) -> None:
+def write_person(out: str, name: str, person, split: str = "test", photo: str | None = None,
+                 garment: str = "upper") -> None:
     """Every file of one person, each written atomically; {split}_framing/<name>.json keeps the
     photo's path (``photo``), size and framing map, to put a try-on back into the photo."""
     with files.atomic_write(os.path.join(out, f"{split}_img", name + ".jpg")) as f:
@@ -58,7 +71,7 @@ def write_person(out: str, name: str, person, split: str = "test", photo: str | 
     files.save_png(os.path.join(out, f"{split}_label", name + ".png"), person.label)
     with files.atomic_write(os.path.join(out, f"{split}_pose", name + "_keypoints.json"), "w") as f:
         json.dump(openpose_json(person.keypoints), f)
-    files.save_png(os.path.join(out, f"{split}_agnostic", name + ".png"), agnostic(person.image, person.label))
+    files.save_png(os.path.join(out, f"{split}_agnostic", name + ".png"), agnostic(person.image, person.label, garment))
     files.save_png(os.path.join(out, f"{split}_body_mask", name + ".png"), ((person.label > 0) * 255).astype(np.uint8))
     files.save_png(os.path.join(out, "overlay", name + ".png"), overlay(person.image, person.label, person.keypoints))
     with files.atomic_write(os.path.join(out, f"{split}_framing", name + ".json"), "w") as f:
@@ -78,9 +91,13 @@ def read_framing(root: str, person: str, split: str = "test") -> dict:
         raise ValueError(f"{path}: not a framing record ({e})") from None
 
 
-def prepare_folder(pre, photos: list[str], out: str, batch_size: int = 16) -> tuple[list[str], list[tuple]]:
-    """Prepares ``photos`` into ``out`` (ACGPN test layout, persons.txt, refused.txt) with a
-    progress bar; returns (person file names written, [(photo, reason) refused])."""
+def prepare_folder(pre, photos: list[str], out: str, batch_size: int = 16, garment: str = "upper",
+                   size: tuple[int, int] = (framing.HEIGHT, framing.WIDTH)) -> tuple[list[str], list[tuple]]:
+    """Prepares ``photos`` into ``out`` (ACGPN test layout at ``size``, persons.txt, refused.txt)
+    with a progress bar; returns (person file names written, [(photo, reason) refused])."""
+    if tuple(size) not in framing.FRAME_SIZES:
+        raise ValueError(f"frame size {size[0]}x{size[1]}: expected one of "
+                         f"{', '.join(f'{h}x{w}' for h, w in framing.FRAME_SIZES)}")
     taken, written, refused = set(), [], []
     with tqdm(total=len(photos), desc="prepare", unit="photo") as bar:
         for start in range(0, len(photos), batch_size):
@@ -91,7 +108,9 @@ def prepare_folder(pre, photos: list[str], out: str, batch_size: int = 16) -> tu
                     tqdm.write(f"refused: {result}", file=sys.stderr)
                 else:
                     name = person_name(path, taken)
-                    write_person(out, name, result, photo=os.fspath(path))
+                    if tuple(size) != result.image.shape[:2]:
+                        result = enlarged(result, load_photo(path, path, pre.max_pixels), tuple(size))
+                    write_person(out, name, result, photo=os.fspath(path), garment=garment)
                     written.append(name + ".jpg")
             bar.update(len(chunk))
     os.makedirs(out, exist_ok=True)

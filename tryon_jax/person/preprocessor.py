@@ -1,5 +1,6 @@
-"""Any person photo -> ACGPN's person inputs: the image framed like VITON (256x192), the
-14-label map and the OpenPose-18 pose. The one implementation used by prepare_person,
+"""Any person photo -> ACGPN's person inputs: the image framed like VITON (256x192; for
+bottoms and dresses the whole person, framed like Dress Code), the 14-label map and the
+OpenPose-18 pose. The one implementation used by prepare_person,
 try-on, the data builders and the service.
 
 What ACGPN can use, and so what is accepted: one person whose shoulders are in the photo and
@@ -14,11 +15,13 @@ The pose is the parser's own heatmap keypoints where it finds them and BlazePose
 (fuse_keypoints). Where BlazePose's landmark model rejects a person its detector found, the
 parser's keypoints on the whole photo locate it instead (locate_by_parser).
 """
+import copy
 import dataclasses
 import os
 
 import numpy as np
 
+from tryon_jax.models import garment as garment_lib
 from tryon_jax.person import framing as framing_lib
 from tryon_jax.person import photo as photo_lib
 from tryon_jax.person.parser import HEIGHT, WIDTH, HumanParser
@@ -94,15 +97,41 @@ def torso(shoulders: np.ndarray, hips: np.ndarray, width: int, height: int, name
     return neck, hip
 
 
+def legs(knees: np.ndarray, ankles: np.ndarray, width: int, height: int, name: str) -> np.ndarray:
+    """The mid-ankle in photo pixels from the (left, right) knees and ankles, or PersonError:
+    bottoms and dresses need the legs down to the feet."""
+    for joint, points in (("knee", knees), ("ankle", ankles)):
+        missing = [f"{side} {joint}" for side, inside in zip(SIDES, _inside(points, width, height)) if not inside]
+        if missing:
+            where = "above the knees" if joint == "knee" else "above the feet"
+            raise PersonError(f"{name}: person cut off {where} ({', '.join(missing)} outside the photo); a "
+                              "lower-body or dress try-on needs the whole person from the shoulders to the feet "
+                              "(knees and ankles in the photo)")
+    return ankles.mean(0)
+
+
 class PersonPreprocessor:
-    """``prepare(photo)`` -> Person, or PersonError / photo.PhotoError naming the problem."""
+    """``prepare(photo)`` -> Person, or PersonError / photo.PhotoError naming the problem.
+
+    ``garment``: the region the person is prepared for (tryon_jax.models.garment): 'upper'
+    frames like VITON (shoulders to below the hips), 'lower' and 'dresses' frame the whole
+    person like Dress Code and need the knees and ankles in the photo."""
 
     def __init__(self, parser_weights=None, pose_model_dir=None, min_torso_px: float = 48.0,
-                 max_pixels: int = photo_lib.MAX_PIXELS, batch_size: int = 16):
+                 max_pixels: int = photo_lib.MAX_PIXELS, batch_size: int = 16, garment: str = "upper"):
+        garment_lib.region(garment)  # a clear error for an unknown name
         self.pose = BlazePose(pose_model_dir)
         self.parser = HumanParser(parser_weights, batch_size)
         self.min_torso_px = min_torso_px
         self.max_pixels = max_pixels
+        self.full_body = garment != "upper"
+
+    def for_garment(self, garment: str) -> "PersonPreprocessor":
+        """The same models, preparing persons for another garment region."""
+        garment_lib.region(garment)
+        other = copy.copy(self)
+        other.full_body = garment != "upper"
+        return other
 
     def locate(self, image: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(framing matrix, BlazePose's keypoints in the framed image, which of the 18 lie in the
@@ -117,19 +146,22 @@ class PersonPreprocessor:
         if lm is None:
             raise PoseRejected(f"{name}: no person found (the pose model rejected the detection)")
         xy = lm[:, :2] * (w, h) - 0.5
-        matrix = self._framing(xy[[11, 12]], xy[[23, 24]], w, h, name)
+        matrix = self._framing(xy[[11, 12]], xy[[23, 24]], w, h, name, xy[[25, 26]], xy[[27, 28]])
         moved = np.concatenate([xy, np.ones((len(xy), 1))], 1) @ matrix.T
         keypoints = to_openpose18(np.concatenate([(moved + 0.5) / (WIDTH, HEIGHT), lm[:, 2:]], 1), WIDTH, HEIGHT)
         seen = _inside(xy, w, h)
         in_photo = np.array([seen[11] and seen[12] if src is None else seen[src] for src in OPENPOSE_FROM_MEDIAPIPE])
         return matrix, keypoints, in_photo
 
-    def _framing(self, shoulders, hips, width: int, height: int, name: str) -> np.ndarray:
+    def _framing(self, shoulders, hips, width: int, height: int, name: str, knees=None, ankles=None) -> np.ndarray:
         neck, hip = torso(shoulders, hips, width, height, name)
+        ankle = legs(knees, ankles, width, height, name) if self.full_body else None
         length = float(np.linalg.norm(hip - neck))
         if length < self.min_torso_px:
             raise PersonError(f"{name}: person too small (torso of {length:.0f} pixels, at least "
                               f"{self.min_torso_px:.0f} needed)")
+        if self.full_body:
+            return framing_lib.full_body_matrix(neck, ankle, width, height)
         return framing_lib.framing_matrix(neck, hip, width, height)
 
     def locate_by_parser(self, image: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,6 +172,9 @@ class PersonPreprocessor:
         fit = framing_lib.fit_matrix(w, h)
         _, heat = self.parser.parse(framing_lib.frame(image, fit)[None])
         kp = heat[0]
+        if self.full_body:  # the parser's heatmaps never find knees (VITON's persons end at the hips)
+            raise PoseRejected(f"{name}: no person found (the pose model rejected the detection, and a full-body "
+                               "person needs its knees and ankles)")
         if not (kp[[2, 5], 2] > 0).all() or not (kp[[8, 11], 2] > 0).any():
             raise PoseRejected(f"{name}: no person found (neither pose model finds the shoulders and hips)")
         photo = np.c_[kp[:, :2], np.ones(18)] @ framing_lib.invert(fit).T

@@ -25,10 +25,11 @@ import numpy as np
 from aiohttp import web
 
 from tryon_jax.core import files
-from tryon_jax.data.catalogue import Catalogue, tryon_refusal
+from tryon_jax.data.catalogue import REGION, Catalogue, tryon_refusal
 from tryon_jax.person.framing import paste_back
 from tryon_jax.serving.batching import MicroBatcher
-from tryon_jax.serving.store import CONSENT_TEXT, ConsentError, LimitError, NotFound, PhotoStore
+from tryon_jax.serving.rate_limit import RateLimiter
+from tryon_jax.serving.store import CONSENT_TEXT, ConsentError, LimitError, NotFound, PhotoStore, Refused
 
 WEB_DIR = os.path.join(os.path.dirname(__file__), "web")
 SESSION_COOKIE = "tryon_session"
@@ -52,31 +53,6 @@ class Settings:
     cache: bool = True
 
 
-class RateLimiter:
-    """A token bucket per client: ``rate`` requests per second on average, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int, clock=time.monotonic, max_clients: int = 100_000):
-        self.rate, self.burst, self.clock, self.max_clients = rate, burst, clock, max_clients
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, client: str) -> float:
-        """0 when allowed (a token is taken), else the seconds until the next token."""
-        if not self.rate:
-            return 0.0
-        now = self.clock()
-        tokens, last = self.buckets.get(client, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self.buckets[client] = (tokens, now)
-            return (1 - tokens) / self.rate
-        if len(self.buckets) >= self.max_clients and client not in self.buckets:
-            full = [k for k, (t, s) in self.buckets.items() if t + (now - s) * self.rate >= self.burst]
-            for k in full:  # clients back at a full bucket carry no state worth keeping
-                del self.buckets[k]
-        self.buckets[client] = (tokens - 1, now)
-        return 0.0
-
-
 def _error(status: int, message: str, **headers) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
@@ -87,10 +63,15 @@ def owner_id(token: str) -> str:
 
 
 class TryOnService:
-    def __init__(self, model, catalogue: Catalogue, store: PhotoStore, settings: Settings = Settings()):
+    def __init__(self, model, catalogue: Catalogue, store: PhotoStore, settings: Settings = Settings(),
+                 bottoms_model=None):
         self.model, self.catalogue, self.store, self.settings = model, catalogue, store, settings
+        # one model per garment region served (tops; bottoms when a lower-body model is given)
+        self.models = {"upper": model, **({"lower": bottoms_model} if bottoms_model is not None else {})}
         self.secret = secrets.token_bytes(32)
-        self.batcher = MicroBatcher(self._run_model, settings.max_batch, settings.max_wait_ms / 1000)
+        self.batchers = {r: MicroBatcher(m, settings.max_batch, settings.max_wait_ms / 1000)
+                         for r, m in self.models.items()}
+        self.batcher = self.batchers["upper"]
         self.limiter = RateLimiter(settings.rate_per_s, settings.burst)
         self.prep_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
         self.inflight: dict[tuple, asyncio.Future] = {}
@@ -242,7 +223,8 @@ class TryOnService:
             items = self.catalogue.list(category)
         except ValueError as e:
             return _error(400, str(e))
-        return web.json_response({"garments": [{**g.public(), "image_url": f"/api/garments/{g.id}/image"}
+        regions = tuple(self.models)
+        return web.json_response({"garments": [{**g.public(regions), "image_url": f"/api/garments/{g.id}/image"}
                                                for g in items]})
 
     async def garment_image(self, request):
@@ -270,25 +252,29 @@ class TryOnService:
             garment = self.catalogue.get(garment_id)
         except KeyError:
             return _error(404, "no such garment")
-        refusal = tryon_refusal(garment.category)
+        refusal = tryon_refusal(garment.category, tuple(self.models))
         if refusal:
             return _error(422, f"garment {garment.id}: {refusal}")
+        region = REGION[garment.category]
+        model = self.models[region]
         self.counts["tryons"] += 1
         if self.settings.cache:
-            cached = {v: self.store.cached_result(owner, photo_id, garment.id, f"{self.model.id}_{v}") for v in VIEWS}
+            cached = {v: self.store.cached_result(owner, photo_id, garment.id, f"{model.id}_{v}") for v in VIEWS}
             if cached["framed"] is not None:  # cached with the photo view whenever there is one
                 self.counts["cache_hits"] += 1
                 return self._result(cached, view, "hit")
         key = (owner, photo_id, garment.id)
         future = self.inflight.get(key)
         if future is None:  # identical requests in flight share one model call
-            future = asyncio.ensure_future(self._tryon_pngs(owner, photo_id, garment))
+            future = asyncio.ensure_future(self._tryon_pngs(owner, photo_id, garment, region))
             self.inflight[key] = future
             future.add_done_callback(lambda _: self.inflight.pop(key, None))
         try:
             pngs = await asyncio.shield(future)
         except NotFound:
             return _error(404, "the photo was deleted")
+        except Refused as e:
+            return _error(422, f"photo {photo_id}: {e}")
         return self._result(pngs, view, "miss")
 
     @staticmethod
@@ -299,14 +285,16 @@ class TryOnService:
         return web.Response(body=pngs[shown], content_type="image/png",
                             headers={"X-Tryon-Cache": cache, "X-Tryon-View": shown})
 
-    async def _tryon_pngs(self, owner: str, photo_id: str, garment) -> dict:
-        """{"framed": the model's picture, "photo": it put back into the person's photo (or None)}."""
-        person = self.store.person(owner, photo_id)
-        example = self.model.example(person.image, person.label, person.keypoints, garment.cloth, garment.mask)
-        image, changed = await self.batcher.submit(example)
+    async def _tryon_pngs(self, owner: str, photo_id: str, garment, region: str = "upper") -> dict:
+        """{"framed": the model's picture, "photo": it put back into the person's photo (or None)}.
+        The person as prepared for the garment's region (bottoms: full-body framing, on first use)."""
+        loop = asyncio.get_running_loop()
+        person = await loop.run_in_executor(self.prep_pool, self.store.person, owner, photo_id, region)
+        model = self.models[region]
+        example = model.example(person.image, person.label, person.keypoints, garment.cloth, garment.mask)
+        image, changed = await self.batchers[region].submit(example)
         pngs = {"framed": files.png_bytes(image), "photo": None}
         if changed is not None and person.framing is not None:
-            loop = asyncio.get_running_loop()
             photo = await loop.run_in_executor(self.prep_pool, self.store.photo, owner, photo_id)
             pasted = await loop.run_in_executor(self.prep_pool, paste_back, photo, image, changed, person.framing)
             pngs["photo"] = files.png_bytes(pasted)
@@ -314,16 +302,14 @@ class TryOnService:
             try:
                 for v, png in pngs.items():
                     if png is not None:
-                        self.store.cache_result(owner, photo_id, garment.id, f"{self.model.id}_{v}", png)
+                        self.store.cache_result(owner, photo_id, garment.id, f"{model.id}_{v}", png)
             except NotFound:  # deleted while it ran: keep nothing
                 pass
         return pngs
 
-    def _run_model(self, examples):
-        return self.model(examples)
-
     async def health(self, request):
         return web.json_response({"status": "ok", "model": self.model.id, "garments": len(self.catalogue.garments),
+                                  "models": {r: m.id for r, m in self.models.items()},
                                   **self.store.stats(), "uptime_s": round(time.time() - self.started, 1),
                                   "batching": self.batcher.stats(), **self.counts})
 
@@ -356,12 +342,14 @@ class TryOnService:
                     log.info(json.dumps({"event": "retention", "deleted": purged}))
 
         async def startup(_):
-            self.batcher.start()
+            for batcher in self.batchers.values():
+                batcher.start()
             app[PURGE_TASK] = asyncio.get_running_loop().create_task(purge_hourly())
 
         async def cleanup(_):
             app[PURGE_TASK].cancel()
-            await self.batcher.stop()
+            for batcher in self.batchers.values():
+                await batcher.stop()
             self.prep_pool.shutdown(wait=True)
 
         app.on_startup.append(startup)
@@ -371,17 +359,22 @@ class TryOnService:
 
 def build(export_dir: str, catalogue_dir: str, store_dir: str, settings: Settings = Settings(),
           parser_weights: str | None = None, retention_days: float = 30.0, max_photos: int = 20,
-          warmup: bool = True) -> TryOnService:
-    """The service with its model (compiled for every batch size when ``warmup``)."""
+          warmup: bool = True, bottoms_export: str | None = None) -> TryOnService:
+    """The service with its model for tops and, with ``bottoms_export``, a lower-body model for
+    bottoms (each compiled for its batch size when ``warmup``)."""
     from tryon_jax.person.preprocessor import PersonPreprocessor
     from tryon_jax.serving.served_model import ExportedTryOn
-    model = ExportedTryOn(export_dir, settings.max_batch)
+    model = ExportedTryOn(export_dir, settings.max_batch, expect_garment="upper")
+    bottoms = ExportedTryOn(bottoms_export, settings.max_batch, expect_garment="lower") if bottoms_export else None
     catalogue = Catalogue.load(catalogue_dir)
-    store = PhotoStore(store_dir, PersonPreprocessor(parser_weights), retention_days, max_photos)
+    pre = PersonPreprocessor(parser_weights)
+    regions = {"lower": pre.for_garment("lower")} if bottoms else {}
+    store = PhotoStore(store_dir, pre, retention_days, max_photos, region_preprocessors=regions)
     if warmup:
         g = next(iter(catalogue.garments.values()))
-        model.warmup(model.example(np.full((256, 192, 3), 255, np.uint8), np.zeros((256, 192), np.uint8),
-                                   np.zeros((18, 3)), g.cloth, g.mask))
-    return TryOnService(model, catalogue, store, settings)
+        for m in (model, bottoms) if bottoms else (model,):
+            m.warmup(m.example(np.full((256, 192, 3), 255, np.uint8), np.zeros((256, 192), np.uint8),
+                               np.zeros((18, 3)), g.cloth, g.mask))
+    return TryOnService(model, catalogue, store, settings, bottoms)
 
 

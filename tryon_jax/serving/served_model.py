@@ -30,8 +30,13 @@ def _sha256(paths) -> str:
 
 
 class ExportedTryOn:
-    def __init__(self, export_dir: str, max_batch: int = 8):
+    def __init__(self, export_dir: str, max_batch: int = 8, expect_garment: str | None = None):
         exported, self.variables, self.meta = export_format.load_exported(export_dir)
+        self.garment = self.meta.get("model_spec", {}).get("garment", "upper")  # the region it dresses
+        if expect_garment and self.garment != expect_garment:
+            raise ValueError(f"{export_dir}: a model of the {self.garment} garment region, not {expect_garment} "
+                             "(export one trained with the matching config: configs/viton.py for tops, "
+                             "configs/dresscode_lower.py for bottoms)")
         self.id = _sha256([os.path.join(export_dir, export_format.EXPORT_FILE),
                            os.path.join(export_dir, export_format.params_io.PARAMS_FILE)])[:16]
         self.output_size = tuple(self.meta.get("output_size", (256, 192)))

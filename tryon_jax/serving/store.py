@@ -8,7 +8,8 @@ A photo is kept only with explicit consent (``consent=True``, with the text cons
 when), belongs to one owner, and every call takes the owner: another owner's photo is "not
 found", never readable, listable or deletable. ``add`` runs the person preprocessing once and
 keeps its outputs next to the photo: ROOT/photos/<id>/{original, person.png, label.png,
-pose.json, framing.json, results/}. ``delete`` removes the row, the photo, every derived file and every cached
+pose.json, framing.json, results/}; a person for another garment region (full-body framing
+for bottoms) is prepared on first use into ROOT/photos/<id>/<region>/ (or <region>.refused). ``delete`` removes the row, the photo, every derived file and every cached
 try-on result.
 
 Crash safety: a photo's files are written into ROOT/tmp/<id>, fsynced, and the folder is
@@ -66,6 +67,10 @@ class LimitError(StoreError):
     pass
 
 
+class Refused(StoreError):
+    """The stored photo cannot be prepared for a garment region (e.g. its legs are cut off)."""
+
+
 class NotFound(KeyError):
     """No such photo for this owner (also when it belongs to someone else)."""
 
@@ -104,6 +109,24 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _person_files(person) -> dict:
+    """A prepared Person's files: the framed picture, labels, pose and framing map."""
+    return {"person.png": png_bytes(person.image), "label.png": png_bytes(person.label),
+            "pose.json": json.dumps(openpose_json(person.keypoints)).encode(),
+            "framing.json": json.dumps({"photo_size": list(person.photo_size),
+                                        "matrix": np.asarray(person.framing).tolist()}).encode()}
+
+
+def _write_files(folder: str, files: dict) -> None:
+    """Each file written and fsynced, then the folder."""
+    for file, content in files.items():
+        with open(os.path.join(folder, file), "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
 def _clean_name(name: str) -> str:
     name = os.path.basename(str(name or "photo")).strip()
     name = "".join(c for c in name if c.isprintable())[:100]
@@ -112,9 +135,10 @@ def _clean_name(name: str) -> str:
 
 class PhotoStore:
     def __init__(self, root: str, preprocessor=None, retention_days: float = 30.0, max_photos: int = 20,
-                 clock=time.time):
+                 clock=time.time, region_preprocessors: dict | None = None):
         self.root = os.path.abspath(root)
         self.preprocessor = preprocessor
+        self.region_preprocessors = region_preprocessors or {}  # e.g. {"lower": full-body}, run on first use
         self.retention_days = retention_days
         self.max_photos = max_photos
         self.clock = clock
@@ -200,16 +224,7 @@ class PhotoStore:
         photo_id = secrets.token_urlsafe(18)
         tmp = os.path.join(self.root, "tmp", photo_id)
         os.makedirs(os.path.join(tmp, "results"))
-        files = {"original": bytes(data), "person.png": png_bytes(person.image), "label.png": png_bytes(person.label),
-                 "pose.json": json.dumps(openpose_json(person.keypoints)).encode(),
-                 "framing.json": json.dumps({"photo_size": list(person.photo_size),
-                                             "matrix": np.asarray(person.framing).tolist()}).encode()}
-        for file, content in files.items():
-            with open(os.path.join(tmp, file), "wb") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        _write_files(tmp, {"original": bytes(data), **_person_files(person)})
         record = PhotoRecord(photo_id, owner, name, self.clock(), len(data), width, height, consent_text)
         with self._lock:
             if self._count(owner) >= self.max_photos:  # another add won the race
@@ -240,9 +255,14 @@ class PhotoStore:
             raise NotFound(name)
         return os.path.join(self._dir(photo_id), name)
 
-    def person(self, owner: str, photo_id: str) -> StoredPerson:
+    def person(self, owner: str, photo_id: str, region: str = "upper") -> StoredPerson:
+        """The stored person as prepared for ``region``: 'upper' at upload; other regions
+        (full-body framing for bottoms) on first use, kept in the photo's folder, or Refused
+        with the reason (also kept)."""
         self.get(owner, photo_id)
         folder = self._dir(photo_id)
+        if region != "upper":
+            folder = self._region_person(photo_id, region)
         with Image.open(os.path.join(folder, "person.png")) as im:
             image = np.asarray(im.convert("RGB"))
         with Image.open(os.path.join(folder, "label.png")) as im:
@@ -255,6 +275,40 @@ class PhotoStore:
         except FileNotFoundError:
             framing = None
         return StoredPerson(image, label, keypoints, framing)
+
+    def _region_person(self, photo_id: str, region: str) -> str:
+        """The folder of the person prepared for ``region``, prepared now when missing."""
+        folder, refusal = os.path.join(self._dir(photo_id), region), os.path.join(self._dir(photo_id), region + ".refused")
+        if os.path.isfile(os.path.join(folder, "pose.json")):
+            return folder
+        if os.path.isfile(refusal):
+            with open(refusal, encoding="utf-8") as f:
+                raise Refused(f.read())
+        if region not in self.region_preprocessors:
+            raise Refused(f"photos are not prepared for the {region} garment region here")
+        with open(os.path.join(self._dir(photo_id), "original"), "rb") as f:
+            data = f.read()
+        try:
+            person = self.region_preprocessors[region].prepare(data, "the photo")
+        except ValueError as e:  # PhotoError / PersonError: what the photo shows does not do
+            with self._lock:
+                if not os.path.isdir(self._dir(photo_id)):
+                    raise NotFound(photo_id) from None
+                with atomic_write(refusal, "w") as f:
+                    f.write(str(e))
+            raise Refused(str(e)) from None
+        tmp = os.path.join(self.root, "tmp", f"{photo_id}-{region}-{secrets.token_hex(4)}")
+        os.makedirs(tmp)
+        _write_files(tmp, _person_files(person))
+        with self._lock:
+            if not os.path.isdir(self._dir(photo_id)):  # deleted meanwhile
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise NotFound(photo_id)
+            if not os.path.isdir(folder):  # a concurrent call may have won
+                os.rename(tmp, folder)
+                _fsync_dir(self._dir(photo_id))
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
 
     def photo(self, owner: str, photo_id: str) -> np.ndarray:
         """The photo as it was uploaded, decoded upright (as the preprocessing saw it)."""
