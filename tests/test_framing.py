@@ -1,5 +1,7 @@
 """The framing map alone (no models): identity for a VITON-framed person, VITON's ranges for
-the others, the photo's bottom edge never inside the frame, and frame() copying the identity."""
+the others, the photo's bottom edge never inside the frame, and frame() copying the identity;
+Dress Code's full-body framing for bottoms and dresses, at 256x192 and 512x384."""
+import cv2
 import numpy as np
 import pytest
 
@@ -82,3 +84,39 @@ def test_paste_back_changes_only_the_models_region():
     # grown by 2 frame pixels (4 photo pixels) and blurred over 2 x 4: at most 16 photo pixels beyond
     assert ys.min() >= 240 - 16 and ys.max() < 400 + 16 and xs.min() >= 240 - 16 and xs.max() < 360 + 16
     assert differs[250:390, 250:350].all()
+
+
+# Full-body framing (bottoms, dresses): Dress Code's persons, 192x256 frame coordinates.
+DC_NECK, DC_ANKLE = np.array([96.5, 26.5]), np.array([96.0, 219.0])
+
+
+def test_a_person_framed_like_dress_code_is_left_alone():
+    """A 768x1024 photo with the median Dress Code person: the fit, a plain 1/4 scale."""
+    photo = lambda p: (p + 0.5) * 4 - 0.5  # noqa: E731  (192x256 pixel centres -> 768x1024)
+    m = framing.full_body_matrix(photo(DC_NECK), photo(DC_ANKLE), 768, 1024)
+    np.testing.assert_allclose(m, framing.fit_matrix(768, 1024))
+
+
+@pytest.mark.parametrize("neck,ankle,size", [
+    ((300.0, 120.0), (300.0, 420.0), (1200, 900)),  # small in a landscape photo
+    ((96.0, 5.0), (96.0, 250.0), (192, 256)),  # too large, neck at the top edge
+    ((40.0, 60.0), (45.0, 200.0), (192, 256)),  # off to the left and small
+])
+def test_out_of_range_persons_move_into_dress_codes_framing(neck, ankle, size):
+    m = framing.full_body_matrix(np.array(neck), np.array(ankle), *size)
+    n, a = m @ np.append(neck, 1), m @ np.append(ankle, 1)
+    assert framing.FULL_NECK_X_RANGE[0] - 1e-9 <= n[0] <= framing.FULL_NECK_X_RANGE[1] + 1e-9
+    assert framing.FULL_NECK_Y_RANGE[0] - 1e-9 <= n[1] <= framing.FULL_NECK_Y_RANGE[1] + 1e-9
+    assert framing.FULL_LENGTH_RANGE[0] - 1e-6 <= np.linalg.norm(a - n) <= framing.FULL_LENGTH_RANGE[1] + 1e-6
+    assert m[0, 1] == m[1, 0] == 0 and m[0, 0] == m[1, 1]  # scale and shift only
+
+
+def test_the_large_frame_is_the_same_framing_at_twice_the_pixels():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (1024, 768, 3), dtype=np.uint8)
+    fit = framing.fit_matrix(768, 1024)
+    big = framing.frame(photo, fit, (512, 384))
+    np.testing.assert_array_equal(big, cv2.resize(photo, (384, 512), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(framing.frame(photo, fit), cv2.resize(photo, (192, 256), interpolation=cv2.INTER_AREA))
+    with pytest.raises(ValueError, match="not 4:3"):
+        framing.frame(photo, fit, (500, 384))

@@ -4,6 +4,7 @@ are framed, parsed and posed well enough, try-on accepts the result, and every r
 names the photo and the problem."""
 import io
 import json
+import re
 import shutil
 
 import cv2
@@ -14,6 +15,7 @@ from PIL import Image
 from tests.conftest import SAMPLE
 from tests.test_pose import _png_header
 from tryon_jax import prepare_person, tryon
+from tryon_jax.person import prepare as prepare_lib
 from tryon_jax.acgpn import train_step
 from tryon_jax.data import samples
 from tryon_jax.metrics import parsing
@@ -320,3 +322,71 @@ def test_preparation_eval_scores_what_users_get(tmp_path, capsys):
     fitted = json.loads(capsys.readouterr().out)
     assert fitted["persons"] == 8 and 60 < fitted["torso"]["p50"] < 180
     assert preparation_eval.main(argv[:4] + ["--variants", "clean,hats"]) == 2
+
+
+# Bottoms and dresses: the whole person, framed like Dress Code.
+class GivenPose:
+    """Stands in for BlazePose: one person with the given (33, 4) normalised landmarks."""
+
+    def __init__(self, landmarks):
+        self.landmarks = landmarks
+
+    def detections(self, image):
+        return [None]
+
+    def landmarks33(self, image):
+        return self.landmarks
+
+
+def _full_body(ankle_y: float = 219.0, knee_y: float = 160.0) -> np.ndarray:
+    """Dress Code's median person (192x256 frame pixels: neck y 27, ankles 219), the face above
+    the picture, as normalised landmarks of a photo of any 3:4 size."""
+    xy = np.full((33, 2), (96.0, -8.0))  # face points above the photo
+    for (left, right), y, half in (((11, 12), 27, 21), ((13, 14), 60, 29), ((15, 16), 95, 32), ((23, 24), 98, 12),
+                                   ((25, 26), knee_y, 14), ((27, 28), ankle_y, 14), ((29, 30), ankle_y + 6, 14),
+                                   ((31, 32), ankle_y + 10, 16)):
+        xy[left], xy[right] = (96 + half, y), (96 - half, y)
+    return np.c_[(xy + 0.5) / (192, 256), np.zeros(33), np.full(33, 0.95)].astype(np.float32)
+
+
+def test_bottoms_need_the_legs_and_are_framed_like_dress_code(pre, tmp_path):
+    lower = pre.for_garment("lower")
+    assert pre.full_body is False and lower.full_body is True
+    photo = np.full((1024, 768, 3), 235, np.uint8)
+    path = tmp_path / "standing.png"
+    Image.fromarray(photo).save(path)
+    lower.pose = GivenPose(_full_body())
+    person = lower.prepare(str(path))
+    np.testing.assert_allclose(person.framing, framing.fit_matrix(768, 1024))  # Dress Code's framing: kept
+    assert (person.keypoints[[9, 10, 12, 13], 2] > 0).all() and (person.keypoints[[0, 14, 15], 2] == 0).all()
+    # written at 512x384 for a model at that resolution; what a bottoms model regenerates greyed out
+    written, refused = prepare_lib.prepare_folder(lower, [str(path)], str(tmp_path / "out"), garment="lower",
+                                                     size=(512, 384))
+    assert written == ["standing.jpg"] and not refused
+    img = np.asarray(Image.open(tmp_path / "out" / "test_img" / "standing.jpg"))
+    label = np.asarray(Image.open(tmp_path / "out" / "test_label" / "standing.png"))
+    agnostic = np.asarray(Image.open(tmp_path / "out" / "test_agnostic" / "standing.png"))
+    assert img.shape == (512, 384, 3) and label.shape == (512, 384)
+    np.testing.assert_array_equal(label[::2, ::2], person.label)
+    assert (agnostic[np.isin(label, (8, 9, 10))] == 128).all()
+    keypoints = json.loads((tmp_path / "out" / "test_pose" / "standing_keypoints.json").read_text())
+    got = np.asarray(keypoints["people"][0]["pose_keypoints"], np.float32).reshape(18, 3)
+    np.testing.assert_allclose(got[:, :2], person.keypoints[:, :2] * 2, atol=1e-3)
+    # legs cut off: refused, saying what is missing and what is needed
+    for pose, where in ((_full_body(ankle_y=262.0), "above the feet (left ankle, right ankle"),
+                        (_full_body(ankle_y=300.0, knee_y=258.0), "above the knees (left knee, right knee")):
+        lower.pose = GivenPose(pose)
+        with pytest.raises(person_lib.PersonError, match=r"standing.png: person cut off " + re.escape(where)):
+            lower.prepare(str(path))
+    with pytest.raises(person_lib.PersonError, match="knees and ankles in the photo"):
+        lower.prepare(str(path))
+
+
+def test_viton_persons_are_refused_for_bottoms(pre):
+    """VITON's persons end at the hips: the real pose model puts their knees below the photo."""
+    lower = pre.for_garment("lower")
+    for name in PERSONS[:3]:
+        with pytest.raises(person_lib.PersonError, match="person cut off above the (knees|feet)"):
+            lower.prepare(str(SAMPLE / "test_img" / name))
+    with pytest.raises(ValueError, match="unknown garment region 'hats'"):
+        pre.for_garment("hats")

@@ -295,6 +295,59 @@ def test_bottoms_are_refused_with_the_reason(tmp_path, preprocessor, catalogue):
     assert model.calls == []
 
 
+class StandingPreprocessor:
+    """Stands in for the full-body preparation: the photo's pixels as the person; refuses a
+    photo whose top-left pixel is dark (as the real one refuses legs cut off)."""
+    calls = 0
+
+    def prepare(self, data, name):
+        from tryon_jax.person.preprocessor import Person, PersonError
+        StandingPreprocessor.calls += 1
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((192, 256)))
+        if image[0, 0].max() < 60:
+            raise PersonError(f"{name}: person cut off above the feet (left ankle outside the photo)")
+        label = np.zeros((256, 192), np.uint8)
+        label[120:200, 60:130], label[200:240, 60:130] = 8, 9
+        return Person(image, label, np.tile(np.float32([[96, 120, 0.9]]), (18, 1)), np.eye(2, 3))
+
+
+def test_bottoms_with_a_lower_body_model(tmp_path, preprocessor, catalogue):
+    """With a second, lower-body model, bottoms are tried on with it, on the person prepared
+    whole on first use (kept with the photo); a photo that cannot be is refused with the reason."""
+    tops, bottoms = FakeModel(), FakeModel()
+    bottoms.id = "fake-lower"
+    store = PhotoStore(str(tmp_path / "store"), preprocessor, region_preprocessors={"lower": StandingPreprocessor()})
+    service = app.TryOnService(tops, catalogue, store, app.Settings(), bottoms_model=bottoms)
+    dark = np.asarray(Image.open(io.BytesIO(PHOTO)).convert("RGB")).copy()
+    dark[:8, :8] = 0
+    buf = io.BytesIO()
+    Image.fromarray(dark).save(buf, format="PNG")
+
+    async def scenario(url):
+        async with Client(url) as c:
+            garments = json.loads((await c.call("GET", "/api/garments"))[2])["garments"]
+            assert all(g["tryon"] and "tryon_refusal" not in g for g in garments)
+            bottom = next(g["id"] for g in garments if g["category"] == "bottom")
+            top = next(g["id"] for g in garments if g["category"] == "top")
+            photo = (await c.upload(PHOTO))[1]["photo"]["id"]
+            for garment in (bottom, bottom, top):
+                status, headers, _ = await c.call("POST", "/api/tryon", json={"photo_id": photo, "garment_id": garment,
+                                                                              "view": "framed"})
+                assert status == 200
+            assert headers["X-Tryon-Cache"] == "miss"
+            cut = (await c.upload(buf.getvalue(), name="cut.png"))[1]["photo"]["id"]
+            for _ in range(2):  # the refusal is kept: the photo is not prepared again
+                status, _, body = await c.call("POST", "/api/tryon", json={"photo_id": cut, "garment_id": bottom})
+                assert status == 422 and "cut off above the feet" in json.loads(body)["error"]
+            return photo, cut
+
+    StandingPreprocessor.calls = 0
+    photo, cut = run(service, scenario)
+    assert bottoms.calls == [1] and tops.calls == [1] and StandingPreprocessor.calls == 2
+    assert os.path.isfile(os.path.join(store.root, "photos", photo, "lower", "person.png"))
+    assert os.path.isfile(os.path.join(store.root, "photos", cut, "lower.refused"))
+
+
 def test_rate_limit_and_timeout(tmp_path, preprocessor, catalogue):
     service = make_service(tmp_path, preprocessor, catalogue, FakeModel(delay=1.5), rate_per_s=1.0, burst=4,
                            timeout_s=0.5)
@@ -361,7 +414,7 @@ def test_cli_refuses_missing_export(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_serves_on_loopback(tmp_path):
+def test_cli_serves_on_loopback(tmp_path, capsys):
     """The real command: starts, answers /healthz on 127.0.0.1, logs JSON lines, stops on SIGTERM."""
     import signal
     import socket
@@ -370,6 +423,10 @@ def test_cli_serves_on_loopback(tmp_path):
     import urllib.request
     export_dir = sf.small_export(str(tmp_path / "export"))
     crawl = sf.crawl_catalogue(str(tmp_path / "crawl"))
+    # a tops model named for bottoms is refused, saying which region it dresses
+    assert serve.main(["--export", export_dir, "--bottoms-export", export_dir, "--catalogue", crawl,
+                       "--store", str(tmp_path / "store0")]) == 2
+    assert "a model of the upper garment region, not lower" in capsys.readouterr().err
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
