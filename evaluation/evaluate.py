@@ -62,6 +62,9 @@ class PairSet:
 
 def load_pairs(cfg) -> tuple[PairSet, PairSet]:
     """(paired, unpaired) pair sets of the config's eval section."""
+    if not cfg.tfds_data_dir and not cfg.data_dir:
+        raise ValueError(f"no evaluation pairs: pass --config.eval.tfds_data_dir=DIR (the data_dir holding the TFDS "
+                         f"dataset {cfg.tfds_name}) or an ACGPN folder in --config.eval.data_dir")
     if cfg.tfds_data_dir:
         return (PairSet.from_tfds(cfg.tfds_name, cfg.split, cfg.tfds_data_dir, "paired"),
                 PairSet.from_tfds(cfg.tfds_name, cfg.split, cfg.tfds_data_dir, "unpaired"))

@@ -6,7 +6,8 @@ accelerator window (no TFDS or grain needed there).
     python -m tryon_jax.acgpn.train_packed train --pack=PACK/train --test_pack=PACK/test \\
         --config=configs/compact.py --out=OUT --max_minutes=8 [--set train.lr=1e-4 ...] [--init_model=DIR]
 
-``pack`` writes a VITON TFDS split (``--name``, default viton/cpvton) as .npz shards of at most
+``pack`` writes a VITON TFDS split (``--name``, default viton/cpvton; or Dress Code's, e.g.
+``dress_code/lower_body`` with configs/dresscode_lower.py) as .npz shards of at most
 ``--shard_mb`` MB: each person's own JPEG and label PNG, the cloth JPEG of the paired (and,
 for test, the official unpaired) cloth as the records hold them, the pose as the loader's
 integer boxes, difficulty and ids. Cloth masks go in as 1-bit PNGs of mask >= 128: the model
