@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
+
+from tests.conftest import REPO
 from tryon_datasets.dresscode import DressCode, dresscode
 from tryon_datasets.viton import Viton
 from tryon_datasets.viton.viton import LIP_TO_ACGPN
-
-from tests.conftest import REPO
 from tryon_jax.data import input_pipeline, samples
 
 DUMMY = REPO / "datasets" / "dresscode" / "dummy_data"

@@ -15,12 +15,12 @@ from PIL import Image
 from tests.conftest import SAMPLE
 from tests.test_pose import _png_header
 from tryon_jax import prepare_person, tryon
-from tryon_jax.person import prepare as prepare_lib
 from tryon_jax.acgpn import train_step
 from tryon_jax.data import samples
 from tryon_jax.metrics import parsing
 from tryon_jax.models.spec import ModelSpec
 from tryon_jax.person import framing
+from tryon_jax.person import prepare as prepare_lib
 from tryon_jax.person import preprocessor as person_lib
 from tryon_jax.person.prepare import read_framing
 

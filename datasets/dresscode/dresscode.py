@@ -39,9 +39,9 @@ from typing import ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
-from tryon_datasets.viton.viton import DIFFICULTIES
 
 from crawler import cloth_mask
+from tryon_datasets.viton.viton import DIFFICULTIES
 from tryon_jax.data import samples
 
 CATEGORIES = ("upper_body", "lower_body", "dresses")

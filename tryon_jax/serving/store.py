@@ -9,8 +9,8 @@ when), belongs to one owner, and every call takes the owner: another owner's pho
 found", never readable, listable or deletable. ``add`` runs the person preprocessing once and
 keeps its outputs next to the photo: ROOT/photos/<id>/{original, person.png, label.png,
 pose.json, framing.json, results/}; a person for another garment region (full-body framing
-for bottoms) is prepared on first use into ROOT/photos/<id>/<region>/ (or <region>.refused). ``delete`` removes the row, the photo, every derived file and every cached
-try-on result.
+for bottoms) is prepared on first use into ROOT/photos/<id>/<region>/ (or <region>.refused).
+``delete`` removes the row, the photo, every derived file and every cached try-on result.
 
 Crash safety: a photo's files are written into ROOT/tmp/<id>, fsynced, and the folder is
 renamed into ROOT/photos in one step before its row is committed; a delete commits the row's
@@ -278,7 +278,8 @@ class PhotoStore:
 
     def _region_person(self, photo_id: str, region: str) -> str:
         """The folder of the person prepared for ``region``, prepared now when missing."""
-        folder, refusal = os.path.join(self._dir(photo_id), region), os.path.join(self._dir(photo_id), region + ".refused")
+        folder = os.path.join(self._dir(photo_id), region)
+        refusal = folder + ".refused"
         if os.path.isfile(os.path.join(folder, "pose.json")):
             return folder
         if os.path.isfile(refusal):
