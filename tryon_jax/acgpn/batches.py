@@ -3,8 +3,9 @@
 Device-side work per batch: the inference loader's ops (loader_ops.prepare), label washing
 (the garment region's ``washed``: for tops 7 'noise' -> 4 clothes, as ACGPN_train's loader
 does), a resize to the model resolution when it is not 256x192, the random inpainting masks
-that open holes over the skin (the arms for tops), and the three noise maps. Every random draw of example i comes from fold_in(step_key, i) with i its
-index in the global batch, so a batch gives the same tensors on any number of devices.
+that open holes over the skin (the arms for tops), and the three noise maps. Every random
+draw of example i comes from fold_in(step_key, i) with i its index in the global batch, so a
+batch gives the same tensors on any number of devices.
 """
 import jax
 import jax.numpy as jnp
