@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 from PIL import Image
 
-from tests.conftest import REPO
+from tests.conftest import REPO, build_tfds
 from tryon_datasets.dresscode import DressCode, dresscode
 from tryon_datasets.viton import Viton
 from tryon_datasets.viton.viton import LIP_TO_ACGPN
@@ -21,9 +20,7 @@ TRAIN, TEST = ("000101", "000102", "000103"), ("000201", "000202", "000203")
 
 
 def _build(config, manual_dir, data_dir):
-    builder = DressCode(config=config, data_dir=str(data_dir), file_format="array_record")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
+    return build_tfds(DressCode, config, manual_dir, data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.conftest import REPO
+from tests.conftest import REPO, build_tfds
 from tryon_jax.data import input_pipeline, samples
 
 DUMMY = REPO / "datasets" / "viton" / "dummy_data"
@@ -18,9 +18,7 @@ DUMMY = REPO / "datasets" / "viton" / "dummy_data"
 
 def _build(config, manual_dir, data_dir):
     from tryon_datasets.viton import Viton
-    builder = Viton(config=config, data_dir=str(data_dir), file_format="array_record")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
+    return build_tfds(Viton, config, manual_dir, data_dir)
 
 
 @pytest.fixture(scope="module")

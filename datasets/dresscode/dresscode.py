@@ -41,7 +41,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from crawler import cloth_mask
-from tryon_datasets.viton.viton import DIFFICULTIES
+from tryon_datasets.viton.viton import features
 from tryon_jax.data import samples
 
 CATEGORIES = ("upper_body", "lower_body", "dresses")
@@ -96,23 +96,6 @@ def _configs() -> list[DressCodeConfig]:
                 configs.append(DressCodeConfig(name=name, category=category, height=height, width=width,
                                                skip_bad=skip_bad, description=what))
     return configs
-
-
-def features(height: int, width: int) -> tfds.features.FeaturesDict:
-    """The VITON builder's features at height x width."""
-    def image(channels):
-        return tfds.features.Image(shape=(height, width, channels))
-    cloth = {"id": tfds.features.Text(), "image": image(3), "mask": image(1)}
-    return tfds.features.FeaturesDict({
-        "person_id": tfds.features.Text(),
-        "image": image(3),
-        "label": image(1),
-        "pose_keypoints": tfds.features.Tensor(shape=(samples.NUM_KEYPOINTS, 3), dtype=np.float64,
-                                               encoding=tfds.features.Encoding.BYTES),
-        "cloth": dict(cloth),
-        "unpaired_cloth": dict(cloth),
-        "difficulty": tfds.features.ClassLabel(names=DIFFICULTIES),
-    })
 
 
 class DressCode(tfds.core.GeneratorBasedBuilder):

@@ -52,8 +52,23 @@ class VitonConfig(tfds.core.BuilderConfig):
     prepare: bool = False  # person photos only: frame, parse and pose them (tryon_jax.person)
 
 
-def _image_features(channels: int):
-    return tfds.features.Image(shape=(HEIGHT, WIDTH, channels))
+def features(height: int = HEIGHT, width: int = WIDTH) -> tfds.features.FeaturesDict:
+    """One example: a person with labels and pose, the paired and the unpaired cloth (images at
+    height x width); the Dress Code builder stores the same."""
+    def image(channels):
+        return tfds.features.Image(shape=(height, width, channels))
+    cloth = {"id": tfds.features.Text(), "image": image(3), "mask": image(1)}
+    return tfds.features.FeaturesDict({
+        "person_id": tfds.features.Text(),
+        "image": image(3),
+        "label": image(1),
+        # Raw bytes: the default encoding would round float64 to float32.
+        "pose_keypoints": tfds.features.Tensor(shape=(samples.NUM_KEYPOINTS, 3), dtype=np.float64,
+                                               encoding=tfds.features.Encoding.BYTES),
+        "cloth": dict(cloth),
+        "unpaired_cloth": dict(cloth),
+        "difficulty": tfds.features.ClassLabel(names=DIFFICULTIES),
+    })
 
 
 class Viton(tfds.core.GeneratorBasedBuilder):
@@ -74,19 +89,8 @@ class Viton(tfds.core.GeneratorBasedBuilder):
     ]
 
     def _info(self):
-        cloth = {"id": tfds.features.Text(), "image": _image_features(3), "mask": _image_features(1)}
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "person_id": tfds.features.Text(),
-                "image": _image_features(3),
-                "label": _image_features(1),
-                # Raw bytes: the default encoding would round float64 to float32.
-                "pose_keypoints": tfds.features.Tensor(shape=(samples.NUM_KEYPOINTS, 3), dtype=np.float64,
-                                                       encoding=tfds.features.Encoding.BYTES),
-                "cloth": dict(cloth),
-                "unpaired_cloth": dict(cloth),
-                "difficulty": tfds.features.ClassLabel(names=DIFFICULTIES),
-            }),
+            features=features(),
             metadata=tfds.core.MetadataDict(),
             homepage="https://github.com/xthan/VITON",
             citation="Han et al., VITON: An Image-based Virtual Try-on Network, CVPR 2018. "
