@@ -103,3 +103,12 @@ def test_training_forward_opens_the_regions_holes(name):
         assert (shown[np.isin(lab[..., 0], region.skin)] == skin_shown).all()
         assert shown[np.isin(lab[..., 0], region.kept)].all()
         assert np.isfinite(float(out["loss_G"])) and np.isfinite(float(out["loss_D"]))
+
+
+def test_a_category_needs_a_model_of_its_region():
+    from tryon_jax.data.catalogue import NotTryable, musinsa_cloths, tryon_refusal
+    assert tryon_refusal("top") is None and tryon_refusal("bottom", ("upper", "lower")) is None
+    assert "no lower-body model is configured" in tryon_refusal("bottom")
+    assert "no upper-body model is configured" in tryon_refusal("top", ("lower",))
+    with pytest.raises(NotTryable, match="--musinsa-category top: tops cannot be tried on"):
+        musinsa_cloths("unused", "top", region="lower")
