@@ -75,7 +75,7 @@ def test_upload_tryon_delete_in_a_browser(browser, server):
     unavailable = browser.find_elements(By.CSS_SELECTOR, "#garments .garment-card.unavailable")
     assert len(unavailable) == 5 and all("Not yet available for try-on" in c.text for c in unavailable)
     unavailable[0].click()  # a bottom cannot be picked: the page says why
-    _wait(browser, lambda d: "tops only" in d.find_element(By.ID, "message").text)
+    _wait(browser, lambda d: "no lower-body model" in d.find_element(By.ID, "message").text)
     assert not browser.find_element(By.ID, "tryon-button").is_enabled()
 
     # without consent nothing is uploaded
