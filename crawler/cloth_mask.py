@@ -5,13 +5,8 @@ a threshold (Otsu on the distance, floored), closing then opening, the large con
 components, holes filled. frame: the garment's bounding box scaled into a 256x192 white
 canvas, centred, as VITON's cloth images are; the mask gets the same transform (ACGPN's edge).
 """
-import hashlib
-import io
-import os
-
 import cv2
 import numpy as np
-from PIL import Image
 
 HEIGHT, WIDTH = 256, 192
 
@@ -72,23 +67,3 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(bool), b.astype(bool)
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
-def item_cloth(root: str, item: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(cloth (256, 192, 3), mask (256, 192) uint8 0/255) of a crawled item's main photo, framed like
-    VITON. Raises OSError / ValueError naming the file (missing, changed since the crawl,
-    undecodable, no garment on a plain background)."""
-    main = item["images"][0]
-    path = os.path.join(root, main["file"])
-    with open(path, "rb") as f:
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != main["sha256"]:
-        raise ValueError(f"{path}: sha256 differs from items.jsonl (file changed or truncated)")
-    try:
-        rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    except OSError as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from e
-    mask = cloth_mask(rgb)
-    if not mask.any():
-        raise ValueError(f"{path}: no garment found on a plain background")
-    return frame(rgb, mask)

@@ -20,10 +20,15 @@ On those 375 photos: accuracy 0.872; worn photos taken for a garment (the costly
 230; single garments accepted 88 of 108; several garments taken for one 23 of 37 (stacked or
 overlapping piles of one colour are the miss). VITON's 16 sample persons are all worn.
 """
+import hashlib
+import io
+import os
+
 import cv2
 import numpy as np
+from PIL import Image
 
-from crawler.cloth_mask import cloth_mask
+from crawler.cloth_mask import cloth_mask, frame
 
 KINDS = ("garment", "garments", "worn")
 SIZE = 400  # the long side the cues are computed at
@@ -105,3 +110,58 @@ def classify(rgb: np.ndarray) -> str:
     """'garment' (one garment alone), 'garments' (several) or 'worn' (on a person, whole or in
     part) for a uint8 HxWx3 RGB product photo."""
     return decide(cues(rgb))
+
+
+class ProductPhotoError(ValueError):
+    """A product whose stored photos give no garment to try on; ``reason`` is a short code
+    (no_garment_photo, bad_photo, no_photos) the catalogue and the builder count."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def read_photo(root: str, image: dict) -> np.ndarray:
+    """A crawled photo (items.jsonl's {"file", "sha256"}) as RGB, or ProductPhotoError naming it."""
+    path = os.path.join(root, image["file"])
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ProductPhotoError(f"{path}: cannot read ({e.strerror or e})", "bad_photo") from e
+    if hashlib.sha256(data).hexdigest() != image["sha256"]:
+        raise ProductPhotoError(f"{path}: sha256 differs from items.jsonl (file changed or truncated)", "bad_photo")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ProductPhotoError(f"{path}: not a readable image ({e})", "bad_photo") from e
+
+
+def choose(photos: list[np.ndarray]) -> tuple[int | None, list[str]]:
+    """(index of the best photo of one garment alone, or None; every photo's kind). The best has
+    the most garment pixels (the largest, least cropped view)."""
+    kinds, best, most = [], None, 0.0
+    for i, rgb in enumerate(photos):
+        c = cues(rgb)
+        kinds.append(decide(c))
+        pixels = c["garment_area"] * rgb.shape[0] * rgb.shape[1]
+        if kinds[-1] == "garment" and pixels > most:
+            best, most = i, pixels
+    return best, kinds
+
+
+def product_cloth(root: str, item: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(cloth (256, 192, 3), mask (256, 192) uint8 0/255, the photo used) of a crawled product:
+    its best photo of the garment alone, framed like VITON. ProductPhotoError (with its reason)
+    when no stored photo shows the garment alone, or a photo is missing, changed or unreadable."""
+    images = item.get("images") or []
+    if not images:
+        raise ProductPhotoError(f"product {item.get('goodsNo')}: no stored photos", "no_photos")
+    photos = [read_photo(root, image) for image in images]
+    best, kinds = choose(photos)
+    if best is None:
+        counts = ", ".join(f"{kinds.count(k)} {k}" for k in KINDS if k in kinds)
+        raise ProductPhotoError(f"product {item.get('goodsNo')}: no photo of the garment alone ({counts})",
+                                "no_garment_photo")
+    return (*frame(photos[best], cloth_mask(photos[best])), images[best])

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from crawler import garment_photo
-from tests.conftest import SAMPLE
+from tests.conftest import REPO, SAMPLE
 
 
 def _read(path):
@@ -62,3 +62,53 @@ def test_decision_on_the_cues():
     assert garment_photo.decide({**plain, "regions": 2}) == garment_photo.decide({**plain, "colours": 3}) == "garments"
     with pytest.raises(ValueError, match="RGB uint8"):
         garment_photo.classify(np.zeros((10, 10), np.uint8))
+
+
+def write_crawl(root) -> dict:
+    """A crawl folder of three tops: 1 (a worn photo, then the garment alone), 2 (worn photos
+    only), 3 (its photo changed since the crawl). Returns {goodsNo: item}."""
+    import hashlib
+    import json
+    import shutil
+    person = sorted(glob.glob(str(SAMPLE / "test_img" / "*.jpg")))
+    garment = str(REPO / "tests" / "fixtures" / "musinsa" / "images" / "01_tshirt_500.jpg")
+    items = {}
+    for no, sources in ((1, [person[0], garment]), (2, person[1:3]), (3, [garment])):
+        images = []
+        for k, src in enumerate(sources):
+            rel = f"images/{no}/{k:02d}.jpg"
+            (root / "images" / str(no)).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, root / rel)
+            images.append({"file": rel, "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest()})
+        items[no] = {"goodsNo": no, "category": "top", "name": f"top {no}", "brand": "b", "price": 1000,
+                     "images": images}
+    (root / "images" / "3" / "00.jpg").write_bytes(b"changed")
+    with open(root / "items.jsonl", "w") as f:
+        f.writelines(json.dumps(item) + "\n" for item in items.values())
+    return items
+
+
+def test_each_product_offers_its_photo_of_the_garment_alone(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from crawler.cloth_mask import cloth_mask, frame
+    from tests.conftest import build_tfds
+    from tryon_datasets.musinsa import Musinsa
+    from tryon_jax.data.catalogue import Catalogue
+    items = write_crawl(tmp_path / "crawl")
+    catalogue = Catalogue.load(str(tmp_path / "crawl"))
+    assert sorted(catalogue.garments) == ["1", "2"] and catalogue.reasons == {"no_garment_photo": 1, "bad_photo": 1}
+    garment = _read(tmp_path / "crawl" / items[1]["images"][1]["file"])
+    cloth, mask = frame(garment, cloth_mask(garment))
+    np.testing.assert_array_equal(catalogue.get("1").cloth, cloth)  # the second photo, not the worn one
+    np.testing.assert_array_equal(catalogue.get("1").mask[..., 0], mask)
+    worn = catalogue.get("2").public()
+    assert worn["tryon"] is False and "no photo of the garment alone (2 worn)" in worn["tryon_refusal"]
+    assert catalogue.get("1").public()["tryon"] is True
+    assert any("3: " in s and "sha256 differs" in s for s in catalogue.skipped)
+    # the TFDS builder: only the tryable product, with the photo it used; the others counted
+    builder = build_tfds(Musinsa, None, tmp_path / "crawl", tmp_path / "tfds")
+    source = tfds.data_source("musinsa", split="train", data_dir=str(tmp_path / "tfds"))
+    assert len(source) == 1 and source[0]["image_sha256"].decode() == items[1]["images"][1]["sha256"]
+    assert builder.info.metadata["skipped"]["by_reason"] == {"no_garment_photo": 1, "bad_photo": 1}
+    assert Catalogue.load(str(tmp_path / "tfds")).reasons == {"no_garment_photo": 1, "bad_photo": 1}

@@ -348,6 +348,26 @@ def test_bottoms_with_a_lower_body_model(tmp_path, preprocessor, catalogue):
     assert os.path.isfile(os.path.join(store.root, "photos", cut, "lower.refused"))
 
 
+def test_products_without_a_photo_of_the_garment_alone(tmp_path, preprocessor):
+    """Listed with the reason and counted per reason; a try-on of one is refused with it."""
+    from tests.test_garment_photo import write_crawl
+    write_crawl(tmp_path / "crawl")
+    model = FakeModel()
+    service = make_service(tmp_path, preprocessor, Catalogue.load(str(tmp_path / "crawl")), model)
+
+    async def scenario(url):
+        async with Client(url) as c:
+            listing = json.loads((await c.call("GET", "/api/garments"))[2])
+            assert listing["not_tryable"] == {"no_garment_photo": 1, "bad_photo": 1}
+            assert [g["tryon"] for g in listing["garments"]] == [True, False]
+            photo = (await c.upload(PHOTO))[1]["photo"]["id"]
+            status, _, body = await c.call("POST", "/api/tryon", json={"photo_id": photo, "garment_id": "2"})
+            assert status == 422 and "no photo of the garment alone" in json.loads(body)["error"]
+
+    run(service, scenario)
+    assert model.calls == []
+
+
 def test_rate_limit_and_timeout(tmp_path, preprocessor, catalogue):
     service = make_service(tmp_path, preprocessor, catalogue, FakeModel(delay=1.5), rate_per_s=1.0, burst=4,
                            timeout_s=0.5)

@@ -16,7 +16,9 @@ API (JSON errors are {"error": text} with the HTTP status):
   GET    /api/photos/{id}/image     the framed person (PNG)
   DELETE /api/photos/{id}           the photo, its derived files and cached results, for good
   GET    /api/garments[?category=top|bottom]   each with "tryon": false and "tryon_refusal" where no
-                                    model can try it on (bottoms without --bottoms-export / --bottoms-model)
+                                    model can try it on (bottoms without --bottoms-export / --bottoms-model,
+                                    products with no photo of the garment alone); "not_tryable": products
+                                    per reason (no_garment_photo, bad_photo, ...)
   GET    /api/garments/{id}/image   the garment framed like VITON (PNG)
   POST   /api/tryon                 {"photo_id", "garment_id", "view": "photo" (default) | "framed"} ->
                                     image/png: the try-on put back into the photo at its resolution, or

@@ -1,10 +1,11 @@
 """Musinsa tops and bottoms from a crawl folder (``python -m crawler --out DIR``).
 
-The manual folder is the crawl output: ``items.jsonl`` and ``images/<goodsNo>/``. Each item's
-main photo becomes the cloth image framed as VITON frames clothes (256x192, garment centred on
-white) with its binary cloth mask (ACGPN's ``edge``), computed with crawler.cloth_mask.
-Items whose photo shows no garment on a plain background are skipped and counted in the
-dataset metadata::
+The manual folder is the crawl output: ``items.jsonl`` and ``images/<goodsNo>/``. Of each
+item's stored photos, the best one of the garment alone (crawler.garment_photo: not worn by a
+model, not several garments) becomes the cloth image framed as VITON frames clothes (256x192,
+garment centred on white) with its binary cloth mask (ACGPN's ``edge``, crawler.cloth_mask).
+Items without such a photo, or with a missing or changed one, are skipped and counted per
+reason in the dataset metadata (``skipped.by_reason``: no_garment_photo, bad_photo, no_photos)::
 
     python -m tryon_datasets.tfds_cli build datasets/musinsa --manual_dir=CRAWL --data_dir=DATA
 """
@@ -14,7 +15,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from crawler import cloth_mask
+from crawler import cloth_mask, garment_photo
 from tryon_jax.core.files import png_bytes
 
 CATEGORIES = ("top", "bottom", "other")
@@ -50,7 +51,7 @@ class Musinsa(tfds.core.GeneratorBasedBuilder):
         root = os.fspath(dl_manager.manual_dir)
         if not os.path.isfile(os.path.join(root, "items.jsonl")):
             raise FileNotFoundError(f"{root}: no items.jsonl; pass the output folder of python -m crawler")
-        self.info.metadata["skipped"] = {"count": 0, "reasons": []}
+        self.info.metadata["skipped"] = {"count": 0, "by_reason": {}, "reasons": []}
         return {"train": self._generate_examples(root)}
 
     def _generate_examples(self, root):
@@ -58,13 +59,12 @@ class Musinsa(tfds.core.GeneratorBasedBuilder):
         with open(os.path.join(root, "items.jsonl"), encoding="utf-8") as f:
             items = [json.loads(line) for line in f if line.strip()]
         for item in items:
-            main = item["images"][0]
-            path = os.path.join(root, main["file"])
             try:
-                cloth, mask = cloth_mask.item_cloth(root, item)
-            except (OSError, ValueError) as e:
+                cloth, mask, photo = garment_photo.product_cloth(root, item)
+            except garment_photo.ProductPhotoError as e:
                 skipped["count"] += 1
-                skipped["reasons"].append(f"{item['goodsNo']}: {path}: {e}")
+                skipped["by_reason"][e.reason] = skipped["by_reason"].get(e.reason, 0) + 1
+                skipped["reasons"].append(f"{item['goodsNo']}: {e}")
                 continue
             gender = item.get("gender") or item.get("listing_gender") or ""
             yield item["goodsNo"], {
@@ -72,5 +72,5 @@ class Musinsa(tfds.core.GeneratorBasedBuilder):
                 "category": item["category"] if item["category"] in CATEGORIES else "other",
                 "subcategory": item.get("subcategory") or "", "name": item.get("name") or "",
                 "brand": item.get("brand") or "", "gender": ",".join(gender) if isinstance(gender, list) else gender,
-                "price": int(item.get("price") or 0), "image_sha256": main["sha256"],
+                "price": int(item.get("price") or 0), "image_sha256": photo["sha256"],
             }

@@ -42,21 +42,32 @@ class Garment:
     category: str  # top | bottom
     price: int
     cloth: np.ndarray = dataclasses.field(repr=False)  # (256, 192, 3) uint8, framed like VITON
-    mask: np.ndarray = dataclasses.field(repr=False)  # (256, 192, 1) uint8 0/255 (ACGPN's edge)
+    mask: np.ndarray | None = dataclasses.field(repr=False)  # (256, 192, 1) uint8 0/255 (ACGPN's edge)
+    unavailable: str | None = None  # why it cannot be tried on whatever the model (no photo of it alone)
+
+    def refusal(self, regions=("upper",)) -> str | None:
+        """Why it cannot be tried on with models of ``regions``, or None."""
+        return self.unavailable or tryon_refusal(self.category, regions)
 
     def public(self, regions=("upper",)) -> dict:
-        refusal = tryon_refusal(self.category, regions)
+        refusal = self.refusal(regions)
         return {"id": self.id, "name": self.name, "brand": self.brand, "category": self.category,
                 "price": self.price, "tryon": refusal is None, **({"tryon_refusal": refusal} if refusal else {})}
 
 
 class Catalogue:
-    def __init__(self, garments: list[Garment], source: str = "", skipped: list[str] | None = None):
+    """The garments offered, those kept but not tryable (``Garment.unavailable``), what was
+    skipped (``skipped``: messages) and how many products each reason left out of try-on
+    (``reasons``: e.g. {"no_garment_photo": 3})."""
+
+    def __init__(self, garments: list[Garment], source: str = "", skipped: list[str] | None = None,
+                 reasons: dict | None = None):
         if not garments:
             raise CatalogueError(f"{source or 'catalogue'}: no tops or bottoms")
         self.garments = {g.id: g for g in garments}
         self.source = source
         self.skipped = skipped or []
+        self.reasons = dict(reasons or {})
         self._png = {}
 
     @classmethod
@@ -71,8 +82,10 @@ class Catalogue:
 
     @classmethod
     def from_crawl(cls, root: str) -> "Catalogue":
-        from crawler.cloth_mask import item_cloth
-        garments, skipped = [], []
+        """Each product's best photo of the garment alone (crawler.garment_photo); a product with
+        none is kept, not tryable; one with a missing or changed photo is skipped."""
+        from crawler import garment_photo
+        garments, skipped, reasons = [], [], {}
         with open(os.path.join(root, "items.jsonl"), encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 try:
@@ -82,14 +95,21 @@ class Catalogue:
                     continue
                 if item.get("category") not in CATEGORIES:
                     continue
+                fields = (str(item.get("goodsNo")), item.get("name") or "", item.get("brand") or "",
+                          item["category"], int(item.get("price") or 0))
                 try:
-                    cloth, mask = item_cloth(root, item)
-                except (OSError, ValueError, KeyError, IndexError) as e:
+                    cloth, mask, _ = garment_photo.product_cloth(root, item)
+                    garments.append(Garment(*fields, cloth, mask[..., None]))
+                except garment_photo.ProductPhotoError as e:
+                    reasons[e.reason] = reasons.get(e.reason, 0) + 1
+                    if e.reason != "no_garment_photo":
+                        skipped.append(f"{item.get('goodsNo')}: {e}")
+                        continue
+                    main = garment_photo.read_photo(root, item["images"][0])
+                    garments.append(Garment(*fields, fitted(main), None, f"{e} ({e.reason})"))
+                except (KeyError, IndexError, TypeError, ValueError) as e:
                     skipped.append(f"{item.get('goodsNo')}: {e}")
-                    continue
-                garments.append(Garment(str(item["goodsNo"]), item.get("name") or "", item.get("brand") or "",
-                                        item["category"], int(item.get("price") or 0), cloth, mask[..., None]))
-        return cls(garments, root, skipped)
+        return cls(garments, root, skipped, reasons)
 
     @classmethod
     def from_tfds(cls, data_dir: str) -> "Catalogue":
@@ -111,7 +131,8 @@ class Catalogue:
             decode = lambda k, mode: np.asarray(Image.open(io.BytesIO(ex[k])).convert(mode))  # noqa: E731
             garments.append(Garment(str(int(ex["goods_no"])), text("name"), text("brand"), category,
                                     int(ex["price"]), decode("cloth", "RGB"), decode("cloth_mask", "L")[..., None]))
-        return cls(garments, data_dir)
+        skipped = tfds.builder("musinsa", data_dir=data_dir).info.metadata.get("skipped", {})
+        return cls(garments, data_dir, reasons=skipped.get("by_reason", {}))
 
     def list(self, category: str | None = None) -> list[Garment]:
         if category and category not in CATEGORIES:
@@ -128,6 +149,12 @@ class Catalogue:
         if garment_id not in self._png:
             self._png[garment_id] = png_bytes(self.get(garment_id).cloth)
         return self._png[garment_id]
+
+
+def fitted(rgb: np.ndarray) -> np.ndarray:
+    """A photo fitted into the 256x192 frame on white, as it is (no mask)."""
+    from PIL import Image, ImageOps
+    return np.asarray(ImageOps.pad(Image.fromarray(rgb), (192, 256), color=(255, 255, 255)))
 
 
 def musinsa_cloths(data_dir: str, category: str = "top", limit: int = 0, region: str = "upper") -> dict:

@@ -25,7 +25,7 @@ import numpy as np
 from aiohttp import web
 
 from tryon_jax.core import files
-from tryon_jax.data.catalogue import REGION, Catalogue, tryon_refusal
+from tryon_jax.data.catalogue import REGION, Catalogue
 from tryon_jax.person.framing import paste_back
 from tryon_jax.serving.batching import MicroBatcher
 from tryon_jax.serving.rate_limit import RateLimiter
@@ -225,7 +225,7 @@ class TryOnService:
             return _error(400, str(e))
         regions = tuple(self.models)
         return web.json_response({"garments": [{**g.public(regions), "image_url": f"/api/garments/{g.id}/image"}
-                                               for g in items]})
+                                               for g in items], "not_tryable": self.catalogue.reasons})
 
     async def garment_image(self, request):
         try:
@@ -252,7 +252,7 @@ class TryOnService:
             garment = self.catalogue.get(garment_id)
         except KeyError:
             return _error(404, "no such garment")
-        refusal = tryon_refusal(garment.category, tuple(self.models))
+        refusal = garment.refusal(tuple(self.models))
         if refusal:
             return _error(422, f"garment {garment.id}: {refusal}")
         region = REGION[garment.category]
