@@ -33,6 +33,7 @@ from crawler.cloth_mask import cloth_mask, frame
 
 KINDS = ("garment", "garments", "worn")
 SIZE = 400  # the long side the cues are computed at
+MIN_SIDE = 32
 BORDER = 4  # pixels of the border ring at that size
 UNIFORM_SPREAD = 3.0  # border ring std (grey levels) of a plain background
 WHITE = 247.0  # border ring mean above which the background is white
@@ -84,6 +85,9 @@ def cues(rgb: np.ndarray) -> dict:
     """The measurements ``classify`` decides from (uint8 HxWx3 RGB)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"classify needs an RGB uint8 image, got {rgb.dtype} {rgb.shape}")
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"a {rgb.shape[1]}x{rgb.shape[0]} photo is too small to tell "
+                         f"(at least {MIN_SIDE} pixels a side)")
     small = _small(rgb)
     ring = _ring(small)
     mask = cloth_mask(small)
@@ -134,9 +138,12 @@ def read_photo(root: str, image: dict) -> np.ndarray:
         raise ProductPhotoError(f"{path}: sha256 differs from items.jsonl (file changed or truncated)", "bad_photo")
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as e:
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ProductPhotoError(f"{path}: not a readable image ({e})", "bad_photo") from e
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        raise ProductPhotoError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} pixels, too small", "bad_photo")
+    return rgb
 
 
 def choose(photos: list[np.ndarray]) -> tuple[int | None, list[str]]:

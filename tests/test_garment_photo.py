@@ -62,6 +62,8 @@ def test_decision_on_the_cues():
     assert garment_photo.decide({**plain, "regions": 2}) == garment_photo.decide({**plain, "colours": 3}) == "garments"
     with pytest.raises(ValueError, match="RGB uint8"):
         garment_photo.classify(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="20x30 photo is too small"):
+        garment_photo.classify(np.zeros((30, 20, 3), np.uint8))
 
 
 def write_crawl(root) -> dict:
