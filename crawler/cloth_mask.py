@@ -25,6 +25,11 @@ def cloth_mask(rgb: np.ndarray, min_threshold: float = 12.0, border: int = 8) ->
     """Binary garment mask (H, W) bool of an RGB uint8 photo: the contrast mask, or for a
     garment close to its background's colour (a white shirt on white) the outline mask refined
     by GrabCut."""
+    return masks(rgb, min_threshold, border)[0]
+
+
+def masks(rgb: np.ndarray, min_threshold: float = 12.0, border: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(cloth_mask, the outline mask: everything that differs from the background, shadows too)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"cloth_mask needs an RGB uint8 image, got {rgb.dtype} {rgb.shape}")
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -35,8 +40,8 @@ def cloth_mask(rgb: np.ndarray, min_threshold: float = 12.0, border: int = 8) ->
     contrast = contrast_mask(distance, min_threshold)
     outline = outline_mask(lab, distance, np.linalg.norm(ring - background, axis=1))
     if contrast.sum() >= LIGHT_RATIO * outline.sum():
-        return contrast
-    return refined(rgb, contrast, outline)
+        return contrast, outline
+    return refined(rgb, contrast, outline), outline
 
 
 def _kernel(shape) -> np.ndarray:
